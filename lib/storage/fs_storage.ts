@@ -1,0 +1,419 @@
+/**
+ * File-system storage: positional reads and writes across the torrent's files.
+ *
+ * @module
+ */
+
+import * as fs from "node:fs";
+import * as nodePath from "node:path";
+import { type FileEntry, type FileExtent, FileMap } from "./file_map.ts";
+import { resolveInside, safePathComponents } from "./path.ts";
+import type { Storage } from "./storage.ts";
+
+const OPEN_FLAGS = fs.constants.O_RDWR | fs.constants.O_CREAT |
+  (fs.constants.O_NOFOLLOW ?? 0);
+
+/** Options for {@linkcode FsStorage.open}. */
+export interface FsStorageOptions {
+  /** Output directory, or for `singleFile` the file itself. */
+  root: string;
+  /** Files in metainfo order (BEP 3); paths are sanitised before use. */
+  files: FileEntry[];
+  /** `root` names the single file of a single-file torrent. */
+  singleFile?: boolean;
+  /** Maximum file descriptors kept open; defaults to 64. */
+  maxOpenFiles?: number;
+}
+
+interface OpenFile {
+  /** The descriptor, -1 while opening. */
+  fd: number;
+  /** Operations currently using `fd`; it is never closed while in use. */
+  users: number;
+  /** Pending open, if any. */
+  ready: Promise<void> | undefined;
+}
+
+function fsOpen(path: string, flags: number, mode: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.open(path, flags, mode, (error, fd) => error ? reject(error) : resolve(fd));
+  });
+}
+
+function fsClose(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.close(fd, (error) => error ? reject(error) : resolve());
+  });
+}
+
+function fsWrite(fd: number, data: Uint8Array, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.write(fd, data, 0, data.length, position, (error, written) => {
+      if (error) reject(error);
+      else resolve(written);
+    });
+  });
+}
+
+function fsRead(fd: number, into: Uint8Array, position: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.read(fd, into, 0, into.length, position, (error, read) => {
+      if (error) reject(error);
+      else resolve(read);
+    });
+  });
+}
+
+function fsFstatSize(fd: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fs.fstat(fd, (error, stats) => error ? reject(error) : resolve(stats.size));
+  });
+}
+
+function fsFtruncate(fd: number, length: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.ftruncate(fd, length, (error) => error ? reject(error) : resolve());
+  });
+}
+
+function fsFsync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    fs.fsync(fd, (error) => error ? reject(error) : resolve());
+  });
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return error instanceof Error && (error as NodeJS.ErrnoException).code === code;
+}
+
+/**
+ * Creates the directories between `root` and `path`, refusing symlinks planted on the way.
+ */
+async function makeParents(root: string, path: string): Promise<void> {
+  const relative = nodePath.relative(root, nodePath.dirname(path));
+  if (relative === "") return;
+  let current = root;
+  for (const part of relative.split(nodePath.sep)) {
+    current = nodePath.join(current, part);
+    let stats: fs.Stats;
+    try {
+      stats = await fs.promises.lstat(current);
+    } catch (error) {
+      if (!isCode(error, "ENOENT")) throw error;
+      try {
+        await fs.promises.mkdir(current);
+      } catch (mkdirError) {
+        // Another file of the torrent may have created it meanwhile.
+        if (!isCode(mkdirError, "EEXIST")) throw mkdirError;
+      }
+      stats = await fs.promises.lstat(current);
+    }
+    if (stats.isSymbolicLink()) {
+      throw new Error(`Cannot open storage: refusing to follow symlink "${current}"`);
+    }
+    if (!stats.isDirectory()) {
+      throw new Error(`Cannot open storage: "${current}" is not a directory`);
+    }
+  }
+}
+
+/**
+ * {@linkcode Storage} on the file system. Files are created on open (zero-length ones
+ * too), extended sparsely to their exact length when shorter, and never truncated.
+ * Writes and reads are positional (`pwrite`/`pread` via `node:fs` callbacks, which run
+ * off the event loop), split across files with {@linkcode FileMap}. At most
+ * `maxOpenFiles` descriptors stay open (least recently used are closed). Symlinks
+ * inside the output directory are refused.
+ *
+ * @example Usage
+ * ```ts
+ * import { FsStorage } from "./fs_storage.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const root = await Deno.makeTempDir();
+ * const storage = await FsStorage.open({
+ *   root,
+ *   files: [{ path: ["a.txt"], length: 3 }, { path: ["sub", "b.txt"], length: 3 }],
+ * });
+ * await storage.write(1, new Uint8Array([1, 2, 3, 4]));
+ * assert.deepEqual(await storage.read(0, 6), new Uint8Array([0, 1, 2, 3, 4, 0]));
+ * await storage.close();
+ * assert.deepEqual(await Deno.readFile(`${root}/sub/b.txt`), new Uint8Array([3, 4, 0]));
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export class FsStorage implements Storage {
+  readonly #map: FileMap;
+  readonly #paths: string[];
+  readonly #maxOpen: number;
+  /** Open descriptors, least recently used first. */
+  readonly #open = new Map<number, OpenFile>();
+  /** Files written since the last flush. */
+  readonly #dirty = new Set<number>();
+  #closed = false;
+
+  private constructor(map: FileMap, paths: string[], maxOpen: number) {
+    this.#map = map;
+    this.#paths = paths;
+    this.#maxOpen = maxOpen;
+  }
+
+  /**
+   * Opens (creating as needed) the torrent's files.
+   *
+   * @param options Root, files, single-file flag and descriptor limit.
+   * @returns The storage.
+   * @throws {RangeError} If a path escapes the root.
+   * @throws {TypeError} If the options are invalid.
+   * @throws {Error} If a symlink is found inside the output directory, or on I/O failure.
+   */
+  static async open(options: FsStorageOptions): Promise<FsStorage> {
+    const maxOpen = options.maxOpenFiles ?? 64;
+    if (!Number.isInteger(maxOpen) || maxOpen < 1) {
+      throw new TypeError(`Cannot open storage: invalid maxOpenFiles "${maxOpen}"`);
+    }
+    const root = nodePath.resolve(options.root);
+    const map = new FileMap(options.files);
+    let paths: string[];
+    if (options.singleFile) {
+      if (options.files.length !== 1) {
+        throw new TypeError(
+          `Cannot open storage: single-file torrent needs exactly one file, got "${options.files.length}"`,
+        );
+      }
+      paths = [root];
+    } else {
+      paths = options.files.map((file) => resolveInside(root, safePathComponents(file.path)));
+      await fs.promises.mkdir(root, { recursive: true });
+    }
+    const storage = new FsStorage(map, paths, maxOpen);
+    try {
+      const seen = new Set<string>();
+      for (let i = 0; i < paths.length; i++) {
+        const path = paths[i]!;
+        if (seen.has(path)) {
+          throw new Error(`Cannot open storage: two files map to "${path}"`);
+        }
+        seen.add(path);
+        if (!options.singleFile) await makeParents(root, path);
+        const file = await storage.#acquire(i);
+        try {
+          const length = options.files[i]!.length;
+          if (await fsFstatSize(file.fd) < length) await fsFtruncate(file.fd, length);
+        } finally {
+          storage.#release(file);
+        }
+      }
+    } catch (error) {
+      await storage.close();
+      throw error;
+    }
+    return storage;
+  }
+
+  /** Total torrent length in bytes. */
+  get totalLength(): number {
+    return this.#map.totalLength;
+  }
+
+  /** Absolute paths of the files, in metainfo order. */
+  get paths(): readonly string[] {
+    return this.#paths;
+  }
+
+  /** Number of descriptors currently open. */
+  get openFileCount(): number {
+    return this.#open.size;
+  }
+
+  /**
+   * Writes `data` at torrent offset `offset`, split across files.
+   *
+   * @param offset Torrent offset.
+   * @param data Bytes to write (e.g. one verified piece).
+   * @throws {RangeError} If the range runs past the end.
+   * @throws {Error} On I/O failure or after close.
+   */
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.#checkOpen();
+    const extents = this.#map.extents(offset, data.length);
+    if (extents.length === 1) return await this.#writeExtent(extents[0]!, data);
+    let at = 0;
+    await Promise.all(extents.map((extent) => {
+      const part = data.subarray(at, at + extent.length);
+      at += extent.length;
+      return this.#writeExtent(extent, part);
+    }));
+  }
+
+  /**
+   * Reads `length` bytes at torrent offset `offset`, across files.
+   *
+   * @param offset Torrent offset.
+   * @param length Number of bytes.
+   * @returns A new buffer.
+   * @throws {RangeError} If the range runs past the end.
+   * @throws {Error} On I/O failure, a file shorter than expected, or after close.
+   */
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    this.#checkOpen();
+    const extents = this.#map.extents(offset, length);
+    const out = new Uint8Array(length);
+    let at = 0;
+    await Promise.all(extents.map((extent) => {
+      const part = out.subarray(at, at + extent.length);
+      at += extent.length;
+      return this.#readExtent(extent, part);
+    }));
+    return out;
+  }
+
+  /** `fsync`s every file written since the last flush. */
+  async flush(): Promise<void> {
+    this.#checkOpen();
+    const files = [...this.#dirty];
+    this.#dirty.clear();
+    for (const index of files) {
+      const file = await this.#acquire(index);
+      try {
+        await fsFsync(file.fd);
+      } finally {
+        this.#release(file);
+      }
+    }
+  }
+
+  /** Closes every descriptor. Callers finish their reads and writes first. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const files = [...this.#open.values()];
+    this.#open.clear();
+    const errors: unknown[] = [];
+    for (const file of files) {
+      if (file.ready) {
+        // Still opening: #openFile sees the closed flag and closes the descriptor itself;
+        // an open failure goes to the caller that started the open.
+        await Promise.allSettled([file.ready]);
+        continue;
+      }
+      try {
+        await fsClose(file.fd);
+      } catch (error) {
+        errors.push(error);
+      }
+    }
+    if (errors.length > 0) {
+      throw new AggregateError(errors, "Cannot close storage: some files failed to close");
+    }
+  }
+
+  async #writeExtent(extent: FileExtent, data: Uint8Array): Promise<void> {
+    const file = await this.#acquire(extent.fileIndex);
+    try {
+      let done = 0;
+      while (done < data.length) {
+        done += await fsWrite(file.fd, data.subarray(done), extent.fileOffset + done);
+      }
+      this.#dirty.add(extent.fileIndex);
+    } finally {
+      this.#release(file);
+    }
+  }
+
+  async #readExtent(extent: FileExtent, into: Uint8Array): Promise<void> {
+    const file = await this.#acquire(extent.fileIndex);
+    try {
+      let done = 0;
+      while (done < into.length) {
+        const read = await fsRead(file.fd, into.subarray(done), extent.fileOffset + done);
+        if (read === 0) {
+          throw new Error(
+            `Cannot read storage: "${this.#paths[extent.fileIndex]}" ends before offset ${
+              extent.fileOffset + done
+            }`,
+          );
+        }
+        done += read;
+      }
+    } finally {
+      this.#release(file);
+    }
+  }
+
+  /** Returns an open descriptor for file `index`, pinned until {@linkcode #release}. */
+  async #acquire(index: number): Promise<OpenFile> {
+    let file = this.#open.get(index);
+    if (file) {
+      // Move to the most recently used end.
+      this.#open.delete(index);
+      this.#open.set(index, file);
+    } else {
+      file = { fd: -1, users: 0, ready: undefined };
+      file.ready = this.#openFile(index, file);
+      this.#open.set(index, file);
+    }
+    // Pinned synchronously, so eviction never closes a descriptor that is being opened or used.
+    file.users++;
+    if (file.ready) {
+      try {
+        await file.ready;
+      } catch (error) {
+        file.users--;
+        throw error;
+      }
+    }
+    if (this.#closed) {
+      file.users--;
+      throw new Error("Cannot use storage: closed");
+    }
+    this.#evict();
+    return file;
+  }
+
+  #release(file: OpenFile): void {
+    file.users--;
+    this.#evict();
+  }
+
+  async #openFile(index: number, file: OpenFile): Promise<void> {
+    const path = this.#paths[index]!;
+    try {
+      file.fd = await fsOpen(path, OPEN_FLAGS, 0o644);
+      file.ready = undefined;
+    } catch (error) {
+      if (this.#open.get(index) === file) this.#open.delete(index);
+      if (isCode(error, "ELOOP")) {
+        throw new Error(`Cannot open storage: refusing to follow symlink "${path}"`, {
+          cause: error,
+        });
+      }
+      throw new Error(`Cannot open storage file "${path}"`, { cause: error });
+    }
+    if (this.#closed) {
+      // close() ran while opening and no longer tracks this descriptor.
+      const fd = file.fd;
+      file.fd = -1;
+      await fsClose(fd);
+    }
+  }
+
+  /** Closes least recently used idle descriptors beyond the limit. */
+  #evict(): void {
+    if (this.#open.size <= this.#maxOpen) return;
+    for (const [index, file] of this.#open) {
+      if (this.#open.size <= this.#maxOpen) break;
+      if (file.users > 0) continue;
+      this.#open.delete(index);
+      // A failed close of an idle descriptor loses nothing written (no buffering here);
+      // report it rather than swallowing it.
+      fs.close(file.fd, (error) => {
+        if (error) console.error(`Cannot close "${this.#paths[index]}": ${error.message}`);
+      });
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new Error("Cannot use storage: closed");
+  }
+}
