@@ -1,0 +1,536 @@
+/**
+ * A BitTorrent peer connection over TCP (BEP 3): the handshake, then a
+ * stream of decoded messages in and coalesced writes out. The only file of
+ * `lib/peer` that touches `Deno.Conn`.
+ *
+ * @module
+ */
+
+import { formatPeerAddress, type PeerAddress } from "./address.ts";
+import { HandshakeError } from "./errors.ts";
+import { decodeHandshake, encodeHandshake, type Handshake, HANDSHAKE_LENGTH } from "./handshake.ts";
+import { encodeMessage, encodeMessages, type PeerMessage } from "./message.ts";
+import { PeerMessageSplitter } from "./message_streams.ts";
+
+/** Default time allowed for connecting plus the handshake. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** Options shared by {@linkcode PeerConnection.connect} and {@linkcode PeerConnection.accept}. */
+export interface PeerHandshakeOptions {
+  /** Our 20-byte peer id. */
+  peerId: Uint8Array;
+  /** Our 8 reserved bytes; defaults to the extension protocol bit (BEP 10) only. */
+  reserved?: Uint8Array;
+  /** Aborts connecting and the handshake (not the established connection). */
+  signal?: AbortSignal;
+  /** Time allowed for connecting plus the handshake, in ms. Defaults to 10 s. */
+  timeoutMs?: number;
+  /** Largest message frame accepted; see `PeerMessageSplitter`. Defaults to 1 MiB + 13. */
+  maxMessageLength?: number;
+}
+
+/** Options for {@linkcode PeerConnection.connect}. */
+export interface PeerConnectOptions extends PeerHandshakeOptions {
+  /** The 20-byte info hash of the torrent we want from the peer. */
+  infoHash: Uint8Array;
+}
+
+/** Options for {@linkcode PeerConnection.accept}. */
+export interface PeerAcceptOptions extends PeerHandshakeOptions {
+  /**
+   * Tells whether we serve the torrent with this info hash. Answering
+   * `false` closes the connection with a {@linkcode HandshakeError}.
+   */
+  lookup(infoHash: Uint8Array): boolean | Promise<boolean>;
+}
+
+/** What {@linkcode PeerConnection}'s constructor needs to know about a finished handshake. */
+export interface PeerConnectionInit {
+  /** The info hash both sides agreed on. */
+  infoHash: Uint8Array;
+  /** The remote peer's handshake. */
+  remote: Handshake;
+  /** The remote address; defaults to `conn.remoteAddr`. */
+  address?: PeerAddress;
+  /** Largest message frame accepted. Defaults to 1 MiB + 13. */
+  maxMessageLength?: number;
+}
+
+/**
+ * A peer wire connection (BEP 3) whose handshake is complete.
+ *
+ * Incoming messages arrive on {@linkcode PeerConnection.messages}; it ends
+ * (done) when either side closes the connection cleanly, and errors on a
+ * socket error or a protocol violation ({@linkcode PeerProtocolError}), after
+ * which the connection is closed. Cancelling `messages` closes the
+ * connection. {@linkcode PeerConnection.send} encodes one message or a batch
+ * into one buffer and writes it with backpressure.
+ *
+ * @example Usage
+ * ```ts
+ * import { PeerConnection } from "./connection.ts";
+ * import { generatePeerId } from "./handshake.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const infoHash = new Uint8Array(20).fill(1);
+ * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const serving = listener.accept().then((conn) =>
+ *   PeerConnection.accept(conn, {
+ *     peerId: generatePeerId(),
+ *     lookup: (hash) => hash.every((byte) => byte === 1),
+ *   })
+ * );
+ * await using client = await PeerConnection.connect(
+ *   { host: "127.0.0.1", port: listener.addr.port },
+ *   { infoHash, peerId: generatePeerId() },
+ * );
+ * await using server = await serving;
+ *
+ * await client.send([{ type: "interested" }, { type: "have", index: 3 }]);
+ * const reader = server.messages.getReader();
+ * assert.deepEqual((await reader.read()).value, { type: "interested" });
+ * assert.deepEqual((await reader.read()).value, { type: "have", index: 3 });
+ * reader.releaseLock();
+ * ```
+ */
+export class PeerConnection implements AsyncDisposable {
+  #conn: Deno.Conn;
+  #infoHash: Uint8Array;
+  #remote: Handshake;
+  #address: PeerAddress;
+  #splitter: PeerMessageSplitter;
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #messages: ReadableStream<PeerMessage>;
+  #controller!: ReadableStreamDefaultController<PeerMessage>;
+  #messagesDone = false;
+  #closing = false;
+  #closeReason: unknown;
+  #pendingRead: Promise<unknown> | undefined;
+  #lastWrite: Promise<unknown> | undefined;
+  #closed: PromiseWithResolvers<void> = Promise.withResolvers();
+
+  /**
+   * Dials a peer, sends our handshake and waits for the peer's (BEP 3).
+   *
+   * Exactly the 68 handshake bytes are read, so messages the peer sends
+   * right after its handshake are left for {@linkcode PeerConnection.messages}.
+   *
+   * @param address Where the peer listens.
+   * @param options Info hash, our peer id and reserved bits, timeout, signal.
+   * @returns The connection, ready for messages.
+   * @throws {HandshakeError} If the peer answers with another info hash or
+   * a malformed handshake, closes the connection, or does not answer within
+   * `timeoutMs`.
+   * @throws {TypeError} If the info hash, peer id or reserved bytes have the
+   * wrong size.
+   * @throws {Deno.errors.ConnectionRefused} Or another connect error if dialing fails.
+   * Aborting `signal` rejects with `signal.reason`.
+   *
+   * @example Usage
+   * ```ts
+   * import { PeerConnection } from "./connection.ts";
+   * import { HandshakeError } from "./errors.ts";
+   * import { encodeHandshake } from "./handshake.ts";
+   * import assert from "node:assert/strict";
+   *
+   * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * // A scripted peer that answers for another torrent.
+   * const peer = listener.accept().then(async (conn) => {
+   *   const theirs = encodeHandshake({ infoHash: new Uint8Array(20).fill(2), peerId: new Uint8Array(20) });
+   *   await conn.write(theirs);
+   *   await conn.read(new Uint8Array(68));
+   *   conn.close();
+   * });
+   * await assert.rejects(
+   *   PeerConnection.connect({ host: "127.0.0.1", port: listener.addr.port }, {
+   *     infoHash: new Uint8Array(20).fill(1),
+   *     peerId: new Uint8Array(20),
+   *   }),
+   *   HandshakeError,
+   * );
+   * await peer;
+   * ```
+   */
+  static async connect(address: PeerAddress, options: PeerConnectOptions): Promise<PeerConnection> {
+    const ours = encodeHandshake(handshakeFields(options.infoHash, options));
+    const where = formatPeerAddress(address);
+    return await withDeadline(where, options, async (signal, adopt) => {
+      const conn = adopt(
+        await Deno.connect({ hostname: address.host, port: address.port, signal }),
+      );
+      await writeAll(conn, ours);
+      const remote = await readHandshake(conn, where);
+      if (!equalBytes(remote.infoHash, options.infoHash)) {
+        throw new HandshakeError(
+          `Peer answered with info hash ${toHex(remote.infoHash)}, expected ${
+            toHex(options.infoHash)
+          }`,
+        );
+      }
+      return new PeerConnection(conn, {
+        infoHash: options.infoHash,
+        remote,
+        address,
+        ...limit(options),
+      });
+    });
+  }
+
+  /**
+   * Serves an incoming connection: reads the peer's handshake, asks
+   * `lookup` whether we have the torrent, then answers with our handshake
+   * (BEP 3). Takes ownership of `conn`: it is closed if the handshake fails.
+   *
+   * @param conn An accepted TCP connection.
+   * @param options Our peer id and reserved bits, `lookup`, timeout, signal.
+   * @returns The connection, ready for messages.
+   * @throws {HandshakeError} If the peer's handshake is malformed, asks for
+   * an info hash `lookup` rejects, or does not arrive within `timeoutMs`.
+   * Aborting `signal` rejects with `signal.reason`.
+   *
+   * @example Usage
+   * ```ts
+   * import { PeerConnection } from "./connection.ts";
+   * import { decodeHandshake, encodeHandshake } from "./handshake.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const infoHash = new Uint8Array(20).fill(7);
+   * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * const client = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+   * await client.write(encodeHandshake({ infoHash, peerId: new Uint8Array(20) }));
+   *
+   * await using server = await PeerConnection.accept(await listener.accept(), {
+   *   peerId: new Uint8Array(20).fill(9),
+   *   lookup: () => true,
+   * });
+   * const answer = new Uint8Array(68);
+   * let filled = 0;
+   * while (filled < 68) filled += (await client.read(answer.subarray(filled))) ?? 68;
+   * assert.deepEqual(decodeHandshake(answer).peerId, new Uint8Array(20).fill(9));
+   * assert.deepEqual(server.infoHash, infoHash);
+   * client.close();
+   * ```
+   */
+  static async accept(conn: Deno.Conn, options: PeerAcceptOptions): Promise<PeerConnection> {
+    const address = remoteAddress(conn);
+    const where = formatPeerAddress(address);
+    try {
+      return await PeerConnection.#serve(conn, address, where, options);
+    } catch (error) {
+      // withDeadline closes an adopted conn; this covers failures before adoption.
+      closeConn(conn);
+      throw error;
+    }
+  }
+
+  static async #serve(
+    conn: Deno.Conn,
+    address: PeerAddress,
+    where: string,
+    options: PeerAcceptOptions,
+  ): Promise<PeerConnection> {
+    return await withDeadline(where, options, async (_signal, adopt) => {
+      adopt(conn);
+      // Check our own fields before reading, so a bad argument fails fast.
+      encodeHandshake(handshakeFields(new Uint8Array(20), options));
+      const remote = await readHandshake(conn, where);
+      if (!(await options.lookup(remote.infoHash))) {
+        throw new HandshakeError(`Peer asked for unknown info hash ${toHex(remote.infoHash)}`);
+      }
+      await writeAll(conn, encodeHandshake(handshakeFields(remote.infoHash, options)));
+      return new PeerConnection(conn, {
+        infoHash: remote.infoHash,
+        remote,
+        address,
+        ...limit(options),
+      });
+    });
+  }
+
+  /**
+   * Wraps a connection whose handshake is already complete. Most callers
+   * want {@linkcode PeerConnection.connect} or {@linkcode PeerConnection.accept}.
+   *
+   * @param conn The connection, positioned right after the peer's handshake.
+   * @param init The agreed info hash and the peer's handshake.
+   */
+  constructor(conn: Deno.Conn, init: PeerConnectionInit) {
+    this.#conn = conn;
+    this.#infoHash = init.infoHash;
+    this.#remote = init.remote;
+    this.#address = init.address ?? remoteAddress(conn);
+    this.#splitter = new PeerMessageSplitter(limit(init));
+    this.#reader = conn.readable.getReader();
+    this.#writer = conn.writable.getWriter();
+    this.#messages = new ReadableStream<PeerMessage>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      pull: (controller) => this.#pull(controller),
+      cancel: (reason) => {
+        this.#messagesDone = true;
+        this.close(reason);
+      },
+    }, { highWaterMark: 16 });
+  }
+
+  /** The 20-byte info hash of the torrent this connection is for. */
+  get infoHash(): Uint8Array {
+    return this.#infoHash;
+  }
+
+  /** The remote peer's 20-byte peer id, from its handshake. */
+  get remotePeerId(): Uint8Array {
+    return this.#remote.peerId;
+  }
+
+  /** The remote peer's 8 reserved bytes, from its handshake. */
+  get remoteReserved(): Uint8Array {
+    return this.#remote.reserved;
+  }
+
+  /** The remote peer's address. */
+  get address(): PeerAddress {
+    return this.#address;
+  }
+
+  /**
+   * Messages from the peer, decoded. Blocks and bitfields are views into
+   * the received chunks. Ends when the connection closes; errors with a
+   * {@linkcode PeerProtocolError} or socket error, which also closes the
+   * connection; as with any stream error, messages not yet read are
+   * dropped. Cancelling it closes the connection.
+   */
+  get messages(): ReadableStream<PeerMessage> {
+    return this.#messages;
+  }
+
+  /** Resolves once the connection is closed and its pending I/O settled. Never rejects. */
+  get closed(): Promise<void> {
+    return this.#closed.promise;
+  }
+
+  /**
+   * Sends one message, or a batch of messages as one write (BEP 3). Waits
+   * for the socket to accept more data (backpressure) and for the write.
+   *
+   * @param message A message or a batch, encoded into a single buffer.
+   * @returns Resolves when the bytes were handed to the socket.
+   * @throws {RangeError} If a message field is out of range.
+   * @throws {Error} If the connection is closed (the close reason is the
+   * `cause`), or the socket error if writing fails, which closes the connection.
+   */
+  async send(message: PeerMessage | readonly PeerMessage[]): Promise<void> {
+    if (this.#closing) throw this.#closedError();
+    const bytes = isMessageList(message) ? encodeMessages(message) : encodeMessage(message);
+    if (bytes.length === 0) return;
+    try {
+      await this.#writer.ready;
+      if (this.#closing) throw this.#closedError();
+      const write = this.#writer.write(bytes);
+      this.#lastWrite = write;
+      await write;
+    } catch (error) {
+      if (this.#closing) throw this.#closedError();
+      this.#fail(error);
+      throw error;
+    }
+  }
+
+  /**
+   * Closes the connection. Idempotent. `messages` ends (done) after the
+   * messages already received; later sends reject with `reason` as cause.
+   *
+   * @param reason Why we close, for later sends to report.
+   */
+  close(reason?: unknown): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    if (reason !== undefined) this.#closeReason = reason;
+    this.#endMessages();
+    closeConn(this.#conn);
+    Promise.allSettled([this.#pendingRead, this.#lastWrite]).then(() => this.#closed.resolve());
+  }
+
+  /** Closes the connection and waits for {@linkcode PeerConnection.closed}. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.closed;
+  }
+
+  async #pull(controller: ReadableStreamDefaultController<PeerMessage>): Promise<void> {
+    // Read until at least one message came out, so every pull makes progress.
+    while (!this.#closing) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        const read = this.#reader.read();
+        this.#pendingRead = read;
+        result = await read;
+      } catch (error) {
+        // A read interrupted by our own close() is the expected way out.
+        if (this.#closing) break;
+        this.#fail(error);
+        return;
+      }
+      if (this.#closing) break;
+      try {
+        if (result.done) {
+          this.#splitter.finish();
+          this.close();
+          return;
+        }
+        if (this.#splitter.push(result.value, controller) > 0) return;
+      } catch (error) {
+        this.#fail(error);
+        return;
+      }
+    }
+    this.#endMessages();
+  }
+
+  #endMessages(): void {
+    if (this.#messagesDone) return;
+    this.#messagesDone = true;
+    this.#controller.close();
+  }
+
+  #fail(error: unknown): void {
+    if (!this.#messagesDone) {
+      this.#messagesDone = true;
+      this.#controller.error(error);
+    }
+    this.close(error);
+  }
+
+  #closedError(): Error {
+    const message = `Cannot send peer message to ${
+      formatPeerAddress(this.#address)
+    }: connection is closed`;
+    return this.#closeReason === undefined
+      ? new Error(message)
+      : new Error(message, { cause: this.#closeReason });
+  }
+}
+
+function handshakeFields(
+  infoHash: Uint8Array,
+  options: PeerHandshakeOptions,
+): { infoHash: Uint8Array; peerId: Uint8Array; reserved?: Uint8Array } {
+  return options.reserved === undefined
+    ? { infoHash, peerId: options.peerId }
+    : { infoHash, peerId: options.peerId, reserved: options.reserved };
+}
+
+function limit(options: { maxMessageLength?: number }): { maxMessageLength?: number } {
+  return options.maxMessageLength === undefined
+    ? {}
+    : { maxMessageLength: options.maxMessageLength };
+}
+
+function isMessageList(
+  message: PeerMessage | readonly PeerMessage[],
+): message is readonly PeerMessage[] {
+  return Array.isArray(message);
+}
+
+/**
+ * Runs a handshake under a timeout and an optional abort signal. On
+ * timeout or abort the adopted connection is closed, which interrupts any
+ * pending read or write; on any failure it is closed too.
+ */
+async function withDeadline<T>(
+  where: string,
+  options: { signal?: AbortSignal; timeoutMs?: number },
+  run: (signal: AbortSignal, adopt: <C extends Deno.Conn>(conn: C) => C) => Promise<T>,
+): Promise<T> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
+    throw new RangeError(`Cannot start handshake: timeoutMs ${timeoutMs} is not a positive number`);
+  }
+  options.signal?.throwIfAborted();
+  const controller = new AbortController();
+  let conn: Deno.Conn | undefined;
+  const timer = setTimeout(() => {
+    controller.abort(
+      new HandshakeError(
+        `Cannot complete handshake with ${where}: no answer within ${timeoutMs} ms`,
+      ),
+    );
+  }, timeoutMs);
+  const forwardAbort = () => controller.abort(options.signal?.reason);
+  options.signal?.addEventListener("abort", forwardAbort, { once: true });
+  const closeOnAbort = () => {
+    if (conn !== undefined) closeConn(conn);
+  };
+  controller.signal.addEventListener("abort", closeOnAbort, { once: true });
+  try {
+    return await run(controller.signal, (adopted) => {
+      conn = adopted;
+      // The deadline may have passed while the connect op was finishing.
+      if (controller.signal.aborted) closeConn(adopted);
+      return adopted;
+    });
+  } catch (error) {
+    if (conn !== undefined) closeConn(conn);
+    if (controller.signal.aborted) throw controller.signal.reason;
+    if (error instanceof HandshakeError || error instanceof TypeError || conn === undefined) {
+      throw error;
+    }
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new HandshakeError(`Cannot complete handshake with ${where}: ${detail}`, {
+      cause: error,
+    });
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", forwardAbort);
+    controller.signal.removeEventListener("abort", closeOnAbort);
+  }
+}
+
+async function readHandshake(conn: Deno.Conn, where: string): Promise<Handshake> {
+  // Read into a 68-byte buffer so no byte past the handshake is consumed.
+  const buffer = new Uint8Array(HANDSHAKE_LENGTH);
+  let filled = 0;
+  while (filled < HANDSHAKE_LENGTH) {
+    const count = await conn.read(buffer.subarray(filled));
+    if (count === null) {
+      throw new HandshakeError(
+        `Cannot complete handshake with ${where}: peer closed the connection after ${filled} of ${HANDSHAKE_LENGTH} bytes`,
+      );
+    }
+    filled += count;
+  }
+  return decodeHandshake(buffer);
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+function closeConn(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch (error) {
+    // Already closed: conn.readable closes the resource itself at end of stream.
+    if (!(error instanceof Deno.errors.BadResource)) throw error;
+  }
+}
+
+function remoteAddress(conn: Deno.Conn): PeerAddress {
+  const remote = conn.remoteAddr;
+  return remote.transport === "tcp" || remote.transport === "udp"
+    ? { host: remote.hostname, port: remote.port }
+    : { host: String(remote.transport), port: 0 };
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
