@@ -10,6 +10,9 @@ import {
 } from "./handshake.ts";
 import { encodeMessages, type PeerMessage } from "./message.ts";
 
+// Deno 2.9 turns the sanitizers off by default: every test here must close what it opens.
+Deno.test.sanitizer({ ops: true, resources: true });
+
 const INFO_HASH = new Uint8Array(20).fill(0xab);
 const OTHER_INFO_HASH = new Uint8Array(20).fill(0xcd);
 const CLIENT_ID = new TextEncoder().encode("-DT0100-client000001");

@@ -8,6 +8,9 @@ import {
   PeerMessageSplitter,
 } from "./message_streams.ts";
 
+// Deno 2.9 turns the sanitizers off by default: every test here must close what it opens.
+Deno.test.sanitizer({ ops: true, resources: true });
+
 function hex(...fields: string[]): Uint8Array {
   const text = fields.join("");
   const bytes = new Uint8Array(text.length / 2);

@@ -4,11 +4,13 @@
  * - `deno bench tests/bench/framing_bench.ts`: per-iteration numbers.
  * - `deno run -A tests/bench/framing_bench.ts [MiB]`: one throughput run of
  *   the decoder stream over 1 GiB (or `MiB`) of 16 KiB `piece` messages
- *   delivered in 64 KiB chunks, printed in GB/s.
+ *   delivered in 64 KiB chunks, printed in GB/s; then 256 MiB of the same
+ *   through two `PeerConnection`s over loopback in this one process.
  *
  * @module
  */
 
+import { PeerConnection } from "../../lib/peer/connection.ts";
 import { encodeMessages, type PeerMessage } from "../../lib/peer/message.ts";
 import { PeerMessageDecoderStream, PeerMessageSplitter } from "../../lib/peer/message_streams.ts";
 
@@ -50,6 +52,38 @@ async function decodeStream(chunks: Uint8Array[], rounds: number): Promise<numbe
   return blockBytes;
 }
 
+/** Sends `blocks` 16 KiB pieces from one PeerConnection to another over loopback; returns seconds. */
+async function loopbackSeconds(blocks: number): Promise<number> {
+  const infoHash = new Uint8Array(20);
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = listener.accept().then((conn) =>
+    PeerConnection.accept(conn, { peerId: new Uint8Array(20), lookup: () => true })
+  );
+  await using client = await PeerConnection.connect(
+    { host: "127.0.0.1", port: listener.addr.port },
+    { infoHash, peerId: new Uint8Array(20).fill(1) },
+  );
+  await using server = await serving;
+  const block = new Uint8Array(BLOCK_LENGTH).fill(0xab);
+  const start = performance.now();
+  const receiving = (async () => {
+    let received = 0;
+    const reader = client.messages.getReader();
+    while (received < blocks) {
+      const { value } = await reader.read();
+      if (value?.type === "piece") received++;
+    }
+    reader.releaseLock();
+  })();
+  for (let i = 0; i < blocks; i += 4) {
+    const batch: PeerMessage[] = [];
+    for (let j = i; j < i + 4; j++) batch.push({ type: "piece", index: j >>> 4, begin: 0, block });
+    await server.send(batch);
+  }
+  await receiving;
+  return (performance.now() - start) / 1000;
+}
+
 function frameBytes(chunks: Uint8Array[]): number {
   return chunks.reduce((sum, chunk) => sum + chunk.length, 0);
 }
@@ -67,6 +101,13 @@ if (import.meta.main) {
     `PeerMessageDecoderStream: ${(total / 2 ** 20).toFixed(0)} MiB of 16 KiB piece frames in ` +
       `64 KiB chunks in ${seconds.toFixed(3)} s: ${(total / seconds / 1e9).toFixed(2)} GB/s ` +
       `(${blockBytes / BLOCK_LENGTH} blocks)`,
+  );
+  const blocks = 16384;
+  const loopback = await loopbackSeconds(blocks);
+  console.log(
+    `PeerConnection over loopback (one process): ${blocks * BLOCK_LENGTH / 2 ** 20} MiB of ` +
+      `16 KiB pieces sent 4 per write in ${loopback.toFixed(3)} s: ` +
+      `${(blocks * BLOCK_LENGTH / loopback / 1e9).toFixed(2)} GB/s`,
   );
 } else {
   const chunks = pieceChunks();
