@@ -407,9 +407,24 @@ function readLength(value: BencodeValue, field: string): number {
   return length;
 }
 
+/** Decodes UTF-8 with replacement characters; short ASCII (most path components) fast. */
+function decodeText(bytes: Uint8Array): string {
+  if (bytes.length <= 64) {
+    let ascii = true;
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i]! >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  }
+  return lenientUtf8.decode(bytes);
+}
+
 /** Reads a name or path component, preferring the `.utf-8` variant when one is present. */
 function readComponent(value: BencodeValue, field: string): string {
-  const component = lenientUtf8.decode(asBytesField(value, field));
+  const component = decodeText(asBytesField(value, field));
   const problem = pathComponentProblem(component);
   if (problem !== undefined) {
     throw new MetainfoError(`Invalid torrent: ${field} ${problem}`, field);
