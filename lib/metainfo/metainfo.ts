@@ -9,6 +9,7 @@ import {
   rawDictValue,
 } from "../bencode/mod.ts";
 import { findPathConflict, pathComponentProblem } from "./_path.ts";
+import { skimDict } from "./_skim.ts";
 
 /** One file of a torrent, in the order the files are laid out in the piece data. */
 export interface TorrentFile {
@@ -125,7 +126,9 @@ const lenientUtf8 = new TextDecoder("utf-8");
  * Text: `name.utf-8` and `path.utf-8` are preferred when present. Names and paths that are not
  * valid UTF-8 are decoded with U+FFFD replacement characters (old torrents use legacy
  * encodings); so are `comment` and `created by`. URLs must be valid UTF-8. Unknown keys are
- * ignored. An empty `announce` is treated as absent.
+ * ignored. An empty `announce` is treated as absent. Hybrid v1+v2 torrents (BEP 52) are read as
+ * their v1 part: `piece layers` (whose keys are raw bytes) is skipped, and BEP 47 padding files
+ * appear in `files` with `padding: true`.
  *
  * @param bytes The contents of a `.torrent` file.
  * @param options Limits on the number of files and pieces.
@@ -161,27 +164,11 @@ export function parseMetainfo(bytes: Uint8Array, options: ParseMetainfoOptions =
   const maxFiles = options.maxFiles ?? DEFAULT_MAX_FILES;
   const maxPieces = options.maxPieces ?? DEFAULT_MAX_PIECES;
 
-  let top: BencodeValue;
-  try {
-    top = decode(bytes, DECODE_OPTIONS);
-  } catch (error) {
-    if (error instanceof BencodeSyntaxError) {
-      throw new MetainfoError(`Invalid torrent: not bencode: ${error.message}`, "torrent", {
-        cause: error,
-      });
-    }
-    throw error;
-  }
-  if (!isDict(top)) {
-    throw new MetainfoError(
-      `Invalid torrent: the top level must be a dictionary, got ${kind(top)}`,
-      "torrent",
-    );
-  }
+  const { top, rawInfo } = decodeTorrent(bytes);
   const info = requireDict(top, "info", "info");
   // The span of a value that decoded fine is always found; copy it so that the metainfo does
   // not pin (or share) the caller's buffer.
-  const infoBytes = rawDictValue(bytes, "info", DECODE_OPTIONS)!.slice();
+  const infoBytes = rawInfo!.slice();
   const infoHash = Uint8Array.from(createHash("sha1").update(infoBytes).digest());
 
   const name = readName(info, "info.name");
@@ -326,6 +313,67 @@ function checkPieceIndex(meta: Metainfo, index: number): void {
       `Cannot find piece ${index}: the torrent has pieces 0 to ${meta.pieceCount - 1}`,
     );
   }
+}
+
+/** Top-level keys read by {@linkcode parseMetainfo}. */
+const KNOWN_TOP_KEYS = [
+  "announce",
+  "announce-list",
+  "comment",
+  "created by",
+  "creation date",
+  "info",
+  "url-list",
+];
+
+function notBencode(error: BencodeSyntaxError, where = ""): MetainfoError {
+  return new MetainfoError(`Invalid torrent: not bencode: ${where}${error.message}`, "torrent", {
+    cause: error,
+  });
+}
+
+/**
+ * Decodes the top-level dictionary and finds the raw bytes of `info`. Hybrid v1+v2 torrents
+ * (BEP 52) carry `piece layers`, a dictionary keyed by raw SHA-256 roots, which the shared
+ * decoder refuses (its keys must be UTF-8); for those, the top level is skimmed and only the
+ * keys read here are decoded, each strictly.
+ */
+function decodeTorrent(bytes: Uint8Array): { top: BencodeDict; rawInfo: Uint8Array | undefined } {
+  try {
+    const top = decode(bytes, DECODE_OPTIONS);
+    if (!isDict(top)) {
+      throw new MetainfoError(
+        `Invalid torrent: the top level must be a dictionary, got ${kind(top)}`,
+        "torrent",
+      );
+    }
+    return { top, rawInfo: rawDictValue(bytes, "info", DECODE_OPTIONS) };
+  } catch (error) {
+    if (!(error instanceof BencodeSyntaxError)) throw error;
+    if (!error.message.includes("key is not valid UTF-8")) throw notBencode(error);
+    // Otherwise fall through to the skimming path.
+  }
+  let spans;
+  try {
+    spans = skimDict(bytes, DECODE_OPTIONS.maxDepth);
+  } catch (error) {
+    if (error instanceof BencodeSyntaxError) throw notBencode(error);
+    throw error;
+  }
+  const top: BencodeDict = Object.create(null);
+  for (const key of KNOWN_TOP_KEYS) {
+    const span = spans.get(key);
+    if (span === undefined) continue;
+    try {
+      top[key] = decode(bytes.subarray(span.start, span.end), DECODE_OPTIONS);
+    } catch (error) {
+      // Offsets in the message are relative to the value, hence "in <key>".
+      if (error instanceof BencodeSyntaxError) throw notBencode(error, `in ${key}: `);
+      throw error;
+    }
+  }
+  const info = spans.get("info");
+  return { top, rawInfo: info && bytes.subarray(info.start, info.end) };
 }
 
 // ---- field readers: each throws MetainfoError naming the field ----

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { BencodeSyntaxError, decode, encode } from "../bencode/mod.ts";
 import {
+  concat,
   greetingTorrent,
   invalidFixtures,
   multiFileTorrent,
@@ -308,4 +309,59 @@ Deno.test("parseMetainfo() enforces the file and piece limits", async (t) => {
 
 Deno.test("parseMetainfo() rejects a non-Uint8Array argument with TypeError", () => {
   assert.throws(() => parseMetainfo("d4:infodee" as unknown as Uint8Array), TypeError);
+});
+
+Deno.test("parseMetainfo() steps over BEP 52 piece layers keyed by raw bytes", async (t) => {
+  const latin1 = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
+  const info = encode({ length: 5, name: "a", "piece length": 4, pieces: new Uint8Array(40) });
+  const layers = (tail = "") =>
+    concat([
+      latin1("12:piece layersd32:"),
+      new Uint8Array(32).fill(0xff), // a raw SHA-256 root as key: not UTF-8
+      latin1("32:"),
+      new Uint8Array(32),
+      latin1("e"),
+      latin1(tail),
+    ]);
+  await t.step("hybrid-like torrent parses, hash over raw info", () => {
+    const torrent = concat([latin1("d4:info"), info, layers(), latin1("e")]);
+    const meta = parseMetainfo(torrent);
+    assert.equal(meta.infoHash.toHex(), sha1(info));
+    assert.equal(meta.pieceCount, 2);
+  });
+  await t.step("announce before, unknown after", () => {
+    const torrent = concat([
+      latin1("d8:announce13:http://x/anno4:info"),
+      info,
+      layers("5:zzzzzli1ee"),
+      latin1("e"),
+    ]);
+    assert.equal(parseMetainfo(torrent).announce, "http://x/anno");
+  });
+  await t.step("structural errors are still reported", () => {
+    for (
+      const torrent of [
+        concat([latin1("d4:info"), info, layers(), latin1("ex")]), // trailing bytes
+        concat([latin1("d4:info"), info, layers("3:zzzi01e"), latin1("e")]), // leading zero
+        concat([latin1("d4:info"), info, layers(), latin1("4:info"), info, latin1("e")]), // dup
+        concat([latin1("d4:info"), info, layers()]), // unterminated
+      ]
+    ) {
+      assert.throws(
+        () => parseMetainfo(torrent),
+        (e: unknown) =>
+          e instanceof MetainfoError && e.field === "torrent" &&
+          e.cause instanceof BencodeSyntaxError &&
+          /^Invalid torrent: not bencode: /.test(e.message),
+      );
+    }
+  });
+  await t.step("a non-UTF-8 key inside info is an error", () => {
+    const badInfo = concat([latin1("d2:"), new Uint8Array([0xff, 0xfe]), latin1("i1ee")]);
+    const torrent = concat([latin1("d4:info"), badInfo, latin1("e")]);
+    assert.throws(
+      () => parseMetainfo(torrent),
+      /^MetainfoError: Invalid torrent: not bencode: in info: .*not valid UTF-8/,
+    );
+  });
 });
