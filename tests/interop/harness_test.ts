@@ -41,6 +41,7 @@ Deno.test("makePayload() is deterministic and freePort() gives a bindable TCP+UD
   const second = await makePayload(dir.join("two"), FILES);
   const other = await makePayload(dir.join("three"), { files: FILES, seed: 2 });
   assert.equal(first.totalSize, 3_570_025);
+  assert.equal(second.totalSize, first.totalSize);
   assert.deepEqual(
     await differingFiles(dir.join("one"), dir.join("two"), FILES.map((f) => f.path)),
     [],
@@ -166,8 +167,9 @@ Deno.test({
     });
     const { seconds } = await leecher.finished;
     timed(`aria2 download (aria2 reports ${seconds.toFixed(2)} s)`, downloadStarted);
-    const nonEmpty = FILES.filter((f) => f.size > 0).map((f) => f.path);
-    assert.deepEqual(await differingFiles(dir.join("seed"), dir.join("out"), nonEmpty), []);
+    // aria2 creates the empty file too.
+    const paths = FILES.map((f) => f.path);
+    assert.deepEqual(await differingFiles(dir.join("seed"), dir.join("out"), paths), []);
     timed("whole case", started);
   },
 });
@@ -243,6 +245,46 @@ Deno.test({
       const paths = FILES.map((f) => f.path);
       assert.deepEqual(await differingFiles(dir.join("seed"), dir.join("out2"), paths), []);
     });
+  },
+});
+
+Deno.test({
+  name: "aria2 seeder serves a libtorrent downloader through opentracker (UDP)",
+  ignore: !interopAvailable(["opentracker", "libtorrent", "aria2c", "mktorrent"]),
+  async fn() {
+    const started = performance.now();
+    await using dir = await tempDir();
+    await makePayload(dir.join("seed"), FILES);
+    await using tracker = await startOpentracker();
+    const torrent = await mktorrent(dir.join("seed", "multi"), {
+      output: dir.join("multi.torrent"),
+      announce: [tracker.udpUrl],
+      pieceLength: PIECE_LENGTH,
+    });
+    await tracker.whitelist([torrent.infoHash]);
+    // A udp:// announce URL turns aria2's DHT socket on (its only UDP tracker transport).
+    await using seeder = await startAria2({
+      mode: "seed",
+      torrentPath: torrent.path,
+      dir: dir.join("seed"),
+    });
+    timed("tracker + aria2 seeder ready", started);
+    const downloadStarted = performance.now();
+    await using leecher = await startLibtorrent({
+      mode: "download",
+      torrentPath: torrent.path,
+      savePath: dir.join("out"),
+    });
+    await leecher.finished;
+    timed("libtorrent download from aria2 via UDP tracker", downloadStarted);
+    const reply = await leecher.waitForEvent("tracker_reply");
+    assert.equal(reply.url, tracker.udpUrl);
+    const paths = FILES.map((f) => f.path);
+    assert.deepEqual(await differingFiles(dir.join("seed"), dir.join("out"), paths), []);
+    // The downloader saw aria2's reported peer id.
+    const hex = new TextEncoder().encode(seeder.peerId).toHex();
+    await leecher.waitForEvent((e) => e.event === "peer_disconnected" && e.peer_id === hex);
+    timed("whole case", started);
   },
 });
 

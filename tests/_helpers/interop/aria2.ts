@@ -24,6 +24,8 @@ export interface Aria2Options {
    * so this defaults to true when the torrent or `trackers` mention `udp://`.
    */
   dht?: boolean;
+  /** A DHT node to bootstrap from, as `host:port` (aria2 has none by default). */
+  dhtEntryPoint?: string;
   /** A 20-character peer id (default `A2-1-36-0-` plus 10 random characters). */
   peerId?: string;
   /** More command-line arguments. */
@@ -108,8 +110,10 @@ export async function startAria2(options: Aria2Options): Promise<Aria2> {
     args.push(
       `--dht-listen-port=${await freePort()}`,
       `--dht-file-path=${dhtDir}/dht.dat`,
-      "--dht-entry-point=",
     );
+    if (options.dhtEntryPoint !== undefined) {
+      args.push(`--dht-entry-point=${options.dhtEntryPoint}`);
+    }
   }
   if (options.mode === "seed") args.push("--check-integrity=true");
   else args.push("--seed-time=0");
