@@ -408,10 +408,16 @@ function parseIPv6(host: string): Uint8Array | undefined {
   return bytes;
 }
 
-/** RFC 5952 text: lower-case, no leading zeros, the longest run of 2+ zero groups as `::`. */
+/**
+ * RFC 5952 text: lower-case, no leading zeros, the longest run of 2+ zero
+ * groups as `::`, IPv4-mapped addresses as `::ffff:a.b.c.d`.
+ */
 function formatIPv6(bytes: Uint8Array): string {
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
+  if (groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff) {
+    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  }
   let bestStart = -1;
   let bestLength = 1;
   for (let i = 0; i < 8; i++) {
