@@ -501,6 +501,7 @@ export class DhtNode {
       await Promise.race(inflight);
       signal.throwIfAborted();
     }
+    signal.throwIfAborted();
     if (method === "get_peers") {
       this.#announceTokens.set(target.toHex(), {
         at: this.#now(),
