@@ -23,7 +23,9 @@ export const METADATA_PIECE_LENGTH = 16384;
 export const DEFAULT_MAX_METADATA_SIZE = 16 * 1024 * 1024;
 
 /** The `msg_type` values of BEP 9. */
-export const METADATA_MSG_TYPE = Object.freeze({ request: 0, data: 1, reject: 2 } as const);
+export const METADATA_MSG_TYPE: Readonly<{ request: 0; data: 1; reject: 2 }> = Object.freeze(
+  { request: 0, data: 1, reject: 2 } as const,
+);
 
 /** A `ut_metadata` message (BEP 9), discriminated on `type`. */
 export type MetadataMessage =

@@ -16,7 +16,13 @@ import type { PeerAddress } from "./address.ts";
 import { PeerProtocolError } from "./errors.ts";
 
 /** The flag bits of `added.f` and `added6.f` (BEP 11). */
-export const PEX_FLAGS = Object.freeze(
+export const PEX_FLAGS: Readonly<{
+  preferEncryption: 0x01;
+  seed: 0x02;
+  utp: 0x04;
+  holepunch: 0x08;
+  reachable: 0x10;
+}> = Object.freeze(
   {
     /** The peer prefers encrypted connections. */
     preferEncryption: 0x01,
