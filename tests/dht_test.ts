@@ -352,3 +352,43 @@ Deno.test("DhtNode queries time out, abort, and fail on close", async (t) => {
     await silent.close();
   }
 });
+
+Deno.test("DhtNode upkeep pings questionable nodes and refreshes stale buckets", async () => {
+  const peer = await RawClient.open({ keepQueries: true });
+  let offset = 0;
+  const node = await DhtNode.create({
+    host: HOST,
+    // A saved table with one node: questionable until it answers.
+    state: {
+      id: "00".repeat(20),
+      nodes: [{ id: "ff".repeat(20), address: `${HOST}:${peer.port}` }],
+    },
+    now: () => Date.now() + offset,
+    maintenanceIntervalMs: 20,
+    queryTimeoutMs: 100,
+  });
+  const methods = async (ms: number) => {
+    const seen: string[] = [];
+    for (let packet; (packet = await peer.receive(ms));) {
+      const message = asDict(decode(packet), "query");
+      seen.push(text(asBytes(message.q, "q")));
+      if (text(asBytes(message.q, "q")) === "ping") {
+        peer.send(
+          node.address,
+          encode({ t: message.t!, y: "r", r: { id: new Uint8Array(20).fill(0xff) } }),
+        );
+      }
+    }
+    return seen;
+  };
+  try {
+    assert.deepEqual(await methods(150), ["ping"]);
+    offset += 16 * 60 * 1000; // every bucket is now stale, and the node questionable again
+    const later = await methods(150);
+    assert.ok(later.includes("find_node"), later.join());
+    assert.ok(later.includes("ping"), later.join());
+  } finally {
+    await node.close();
+    await peer.close();
+  }
+});

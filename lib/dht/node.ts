@@ -269,13 +269,18 @@ export class DhtNode {
       }
     }
     const socket = createSocket("udp4");
-    await new Promise<void>((resolve, reject) => {
-      socket.once("error", reject);
-      socket.bind(options.port ?? 0, options.host ?? "0.0.0.0", () => {
-        socket.off("error", reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once("error", reject);
+        socket.bind(options.port ?? 0, options.host ?? "0.0.0.0", () => {
+          socket.off("error", reject);
+          resolve();
+        });
       });
-    });
+    } catch (error) {
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+      throw error;
+    }
     return new DhtNode(socket, table, options);
   }
 
@@ -467,7 +472,25 @@ export class DhtNode {
       ? AbortSignal.any([userSignal, this.#closing.signal])
       : this.#closing.signal;
     signal.throwIfAborted();
-    if (this.#table.size === 0) await this.#contactBootstrap(target, signal);
+    let bootstrapped = this.#table.size === 0;
+    if (bootstrapped) await this.#contactBootstrap(target, signal);
+    for (;;) {
+      const lookup = await this.#iterate(target, method, signal, onPeers);
+      // Every known node failed: start over from the bootstrap nodes, once.
+      if (lookup.closest().length > 0 || bootstrapped || this.#bootstrap.length === 0) {
+        return lookup;
+      }
+      bootstrapped = true;
+      await this.#contactBootstrap(target, signal);
+    }
+  }
+
+  async #iterate(
+    target: Uint8Array,
+    method: "find_node" | "get_peers",
+    signal: AbortSignal,
+    onPeers: ((peers: PeerAddress[]) => void) | undefined,
+  ): Promise<Lookup> {
     const lookup = new Lookup(target, this.#table.closest(target, this.#k * 2), {
       k: this.#k,
       alpha: this.#alpha,
@@ -594,11 +617,15 @@ export class DhtNode {
 
   #send(bytes: Uint8Array, address: PeerAddress, onError?: (error: Error) => void): void {
     if (this.#closing.signal.aborted) return;
-    this.#socket.send(bytes, address.port, address.host, (error: Error | null) => {
-      if (!error) return;
-      if (onError) onError(error);
-      else this.#report(error);
-    });
+    const fail = (error: Error) => onError ? onError(error) : this.#report(error);
+    try {
+      this.#socket.send(bytes, address.port, address.host, (error: Error | null) => {
+        if (error) fail(error);
+      });
+    } catch (error) {
+      // node:dgram throws synchronously for a bad port or address.
+      fail(error instanceof Error ? error : new Error(String(error)));
+    }
   }
 
   // ---- Incoming packets ----
@@ -670,6 +697,7 @@ export class DhtNode {
       transactionId: query.transactionId,
       id: this.#id,
       version: VERSION,
+      ip: from, // BEP 42: tells the querier its address as seen from here
     };
     switch (query.method) {
       case "ping":
