@@ -127,6 +127,9 @@ Deno.test("DhtNode: a peer announced in a 24-node DHT is found by a far node", a
       port: 6881,
     }]);
     assert.deepEqual(await finder.getPeers(randomNodeId()), []);
+    await finder.lookupPeers(infoHash).cancel(new Error("not needed"));
+    await assert.rejects(finder.announcePeer(infoHash, 0), RangeError);
+    await assert.rejects(finder.getPeers(new Uint8Array(19)), TypeError);
 
     // Persistence: a node restored from the finder's saved table, with no bootstrap nodes.
     await saveDhtState(`${dir}/dht.json`, finder.toJSON());

@@ -374,8 +374,12 @@ export class DhtNode {
     return new ReadableStream<PeerAddress>({
       start: (controller) => {
         this.#lookup(infoHash, "get_peers", signal, (peers) => {
+          if (stop.signal.aborted) return; // cancelled: the stream takes no more
           for (const peer of peers) controller.enqueue(peer);
-        }).then(() => controller.close(), (error) => controller.error(error));
+        }).then(
+          () => stop.signal.aborted || controller.close(),
+          (error) => controller.error(error),
+        );
       },
       cancel: (reason) => stop.abort(reason),
     });
@@ -404,7 +408,7 @@ export class DhtNode {
     }
     this.#forgetOldTokens();
     let remembered = this.#announceTokens.get(infoHash.toHex());
-    if (!remembered) {
+    if (!remembered?.results.some((result) => result.token)) {
       await this.#lookup(infoHash, "get_peers", options.signal);
       remembered = this.#announceTokens.get(infoHash.toHex())!;
     }
