@@ -119,6 +119,15 @@ interface UploadRequest {
   length: number;
 }
 
+interface PendingRead {
+  batch: UploadRequest[];
+  low: number;
+  result: Promise<{ bytes: Uint8Array } | { error: unknown }>;
+}
+
+/** Storage reads a serving session keeps in flight. */
+const READ_AHEAD = 4;
+
 /**
  * One connected peer. Reads the peer's messages in one loop and validates
  * them (a violation closes the session with a {@linkcode PeerProtocolError}
@@ -173,7 +182,7 @@ export class PeerSession {
   #lastBlockAt = 0;
   #snubbed = false;
 
-  readonly #uploads: UploadRequest[] = [];
+  #uploads: UploadRequest[] = [];
   #serving = false;
 
   #outbox: PeerMessage[] = [];
@@ -748,34 +757,30 @@ export class PeerSession {
   // --- serving ---
 
   async #serve(): Promise<void> {
-    const uploads = this.#uploads;
+    // Storage reads run ahead of the socket so disk and network overlap.
+    const reads: PendingRead[] = [];
     try {
-      while (uploads.length > 0 && !this.#closed) {
-        // Serve every queued request of the first piece from one storage read.
-        const index = uploads[0]!.index;
-        const batch: UploadRequest[] = [];
-        let low = Infinity;
-        let high = 0;
-        for (let i = 0; i < uploads.length;) {
-          const r = uploads[i]!;
-          if (r.index !== index) {
-            i++;
-            continue;
-          }
-          batch.push(r);
-          uploads.splice(i, 1);
-          if (r.begin < low) low = r.begin;
-          if (r.begin + r.length > high) high = r.begin + r.length;
+      while (!this.#closed) {
+        while (reads.length < READ_AHEAD && this.#uploads.length > 0) {
+          reads.push(this.#startRead());
         }
-        const data = await this.#host.read(index, low, high - low);
-        if (this.#closed || this.#amChoking) continue;
+        const next = reads.shift();
+        if (!next) break;
+        const result = await next.result;
+        if ("error" in result) throw result.error;
+        if (this.#closed) break;
+        if (this.#amChoking) {
+          if (this.#fast) { for (const r of next.batch) this.#queue({ type: "reject", ...r }); }
+          continue;
+        }
         const messages: PeerMessage[] = this.#takeOutbox();
+        const data = result.bytes;
         let bytes = 0;
-        for (const r of batch) {
-          const start = r.begin - low;
+        for (const r of next.batch) {
+          const start = r.begin - next.low;
           messages.push({
             type: "piece",
-            index,
+            index: r.index,
             begin: r.begin,
             block: data.subarray(start, start + r.length),
           });
@@ -787,6 +792,31 @@ export class PeerSession {
     } finally {
       this.#serving = false;
     }
+  }
+
+  /** Takes every queued request of the first queued piece and reads their span at once. */
+  #startRead(): PendingRead {
+    const uploads = this.#uploads;
+    const index = uploads[0]!.index;
+    const batch: UploadRequest[] = [];
+    const rest: UploadRequest[] = [];
+    let low = Infinity;
+    let high = 0;
+    for (const r of uploads) {
+      if (r.index !== index) {
+        rest.push(r);
+        continue;
+      }
+      batch.push(r);
+      if (r.begin < low) low = r.begin;
+      if (r.begin + r.length > high) high = r.begin + r.length;
+    }
+    this.#uploads = rest;
+    const result = this.#host.read(index, low, high - low).then(
+      (bytes) => ({ bytes }),
+      (error: unknown) => ({ error }),
+    );
+    return { batch, low, result };
   }
 
   // --- sending ---

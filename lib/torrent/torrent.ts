@@ -7,7 +7,7 @@
 import { type PeerAddress } from "../peer/address.ts";
 import { PeerConnection } from "../peer/connection.ts";
 import { generatePeerId } from "../peer/handshake.ts";
-import { Bitfield, type BlockRequest, type HashQueue, PiecePicker } from "../piece/mod.ts";
+import { Bitfield, type BlockRequest, PiecePicker } from "../piece/mod.ts";
 import type { Storage } from "../storage/mod.ts";
 import { Choker } from "./choker.ts";
 import { DEFAULT_RESERVED, type PeerListener } from "./listener.ts";
@@ -49,8 +49,6 @@ export interface TorrentOptions {
   uploadSlots?: number;
   /** Cap on bytes of unverified pieces in memory; defaults to 64 MiB. */
   maxBufferedBytes?: number;
-  /** Hash queue bounding concurrent SHA-1 digests. */
-  hashQueue?: HashQueue;
   /** No block for this long while requests are outstanding marks a peer snubbed; 30 s default. */
   snubTimeoutMs?: number;
   /** Hash failures a peer may share in before it is banned; defaults to 3. */
@@ -107,6 +105,8 @@ export interface TorrentStats {
   peersKnown: number;
   /** Banned addresses. */
   peersBanned: number;
+  /** Bytes held in pieces not yet verified and written. */
+  bufferedBytes: number;
 }
 
 interface Strikes {
@@ -259,7 +259,6 @@ export class Torrent implements AsyncDisposable {
     });
     this.#buffer = new PieceBuffer<PeerSession>(info, {
       storage: options.storage,
-      ...(options.hashQueue ? { hashQueue: options.hashQueue } : {}),
       ...(options.maxBufferedBytes === undefined
         ? {}
         : { maxBufferedBytes: options.maxBufferedBytes }),
@@ -393,6 +392,7 @@ export class Torrent implements AsyncDisposable {
       peersConnecting: counts.connecting,
       peersKnown: counts.known,
       peersBanned: counts.banned,
+      bufferedBytes: this.#buffer.bufferedBytes,
     };
   }
 
@@ -603,6 +603,8 @@ export class Torrent implements AsyncDisposable {
     if (this.#wanted?.has(index) ?? true) this.#wantedLeft--;
     for (const session of this.#sessions) session.pieceVerified(index);
     this.#emit({ type: "piece-verified", index });
+    // The buffer shrank: peers held back by the memory cap may request again.
+    this.#scheduleRefill();
     this.#checkDone();
     if (this.#have.isComplete) {
       // Two seeds have nothing to trade.
