@@ -16,8 +16,23 @@ import {
 
 export type { DhtContact } from "./_compact.ts";
 
-/** KRPC error codes (BEP 5). */
-export const KRPC_ERROR_CODES = Object.freeze({
+/**
+ * KRPC error codes (BEP 5).
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { KRPC_ERROR_CODES } from "./krpc.ts";
+ *
+ * assert.equal(KRPC_ERROR_CODES.methodUnknown, 204);
+ * ```
+ */
+export const KRPC_ERROR_CODES: Readonly<{
+  generic: 201;
+  server: 202;
+  protocol: 203;
+  methodUnknown: 204;
+}> = Object.freeze({
   /** 201: generic error. */
   generic: 201,
   /** 202: server error. */
@@ -29,7 +44,7 @@ export const KRPC_ERROR_CODES = Object.freeze({
 });
 
 /** Fields every KRPC message carries. */
-interface KrpcBase {
+export interface KrpcBase {
   /** The transaction id `t`, echoed by the responder. */
   transactionId: Uint8Array;
   /** The optional client version `v` (2 client letters + 2 version bytes by convention). */
@@ -37,7 +52,8 @@ interface KrpcBase {
 }
 
 /** Fields every query carries. */
-interface KrpcQueryBase extends KrpcBase {
+export interface KrpcQueryBase extends KrpcBase {
+  /** A query (`y` = `q`). */
   type: "query";
   /** The querying node's 20-byte id. */
   id: Uint8Array;
@@ -47,11 +63,13 @@ interface KrpcQueryBase extends KrpcBase {
 
 /** `ping` query (BEP 5). */
 export interface PingQuery extends KrpcQueryBase {
+  /** The method `q`. */
   method: "ping";
 }
 
 /** `find_node` query (BEP 5): asks for the nodes closest to `target`. */
 export interface FindNodeQuery extends KrpcQueryBase {
+  /** The method `q`. */
   method: "find_node";
   /** The 20-byte id searched for. */
   target: Uint8Array;
@@ -59,6 +77,7 @@ export interface FindNodeQuery extends KrpcQueryBase {
 
 /** `get_peers` query (BEP 5): asks for peers of `infoHash`, or the nodes closest to it. */
 export interface GetPeersQuery extends KrpcQueryBase {
+  /** The method `q`. */
   method: "get_peers";
   /** The 20-byte info hash. */
   infoHash: Uint8Array;
@@ -66,6 +85,7 @@ export interface GetPeersQuery extends KrpcQueryBase {
 
 /** `announce_peer` query (BEP 5): announces that the querier's peer downloads `infoHash`. */
 export interface AnnouncePeerQuery extends KrpcQueryBase {
+  /** The method `q`. */
   method: "announce_peer";
   /** The 20-byte info hash. */
   infoHash: Uint8Array;
@@ -85,6 +105,7 @@ export type KrpcMethod = KrpcQuery["method"];
 
 /** A KRPC response (`y` = `r`); which optional keys appear depends on the query answered. */
 export interface KrpcResponse extends KrpcBase {
+  /** A response (`y` = `r`). */
   type: "response";
   /** The responding node's 20-byte id. */
   id: Uint8Array;
@@ -102,6 +123,7 @@ export interface KrpcResponse extends KrpcBase {
 
 /** A KRPC error message (`y` = `e`). */
 export interface KrpcErrorMessage extends KrpcBase {
+  /** An error (`y` = `e`). */
   type: "error";
   /** Error code, see {@linkcode KRPC_ERROR_CODES}. */
   code: number;
@@ -126,6 +148,8 @@ export class KrpcDecodeError extends SyntaxError {
   readonly kind: string | undefined;
 
   /**
+   * Makes the error.
+   *
    * @param message What is wrong.
    * @param options The KRPC error code, transaction id, kind, and cause.
    */

@@ -86,6 +86,8 @@ export class Lookup {
   #querying = 0;
 
   /**
+   * Starts a lookup; nothing is sent until {@linkcode next} is called.
+   *
    * @param target The id or info hash searched for.
    * @param seeds The nodes to start from (typically the routing table's closest).
    * @param options Sizes and our own id.

@@ -18,6 +18,7 @@
  *
  * @module
  */
+export type { PeerAddress } from "../peer/address.ts";
 export * from "./krpc.ts";
 export * from "./lookup.ts";
 export * from "./node.ts";

@@ -116,6 +116,8 @@ export class DhtQueryError extends Error {
   readonly address: PeerAddress;
 
   /**
+   * Makes the error.
+   *
    * @param message What went wrong.
    * @param address Whom we asked.
    * @param options Remote error code, timeout flag, cause.

@@ -46,7 +46,11 @@ export class PeerStore {
   /** info hash hex -> (ip:port -> { peer, expires }), both in insertion (= age) order. */
   readonly #hashes = new Map<string, Map<string, { peer: PeerAddress; expires: number }>>();
 
-  /** @param options Clock, lifetime and bounds. */
+  /**
+   * Makes an empty store.
+   *
+   * @param options Clock, lifetime and bounds.
+   */
   constructor(options: PeerStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#ttlMs = options.ttlMs ?? PEER_TTL_MS;

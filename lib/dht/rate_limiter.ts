@@ -42,6 +42,8 @@ export class RateLimiter {
   readonly #buckets = new Map<string, { tokens: number; at: number }>();
 
   /**
+   * Makes a limiter with no addresses tracked yet.
+   *
    * @param options Rate, burst, bound and clock.
    * @throws {RangeError} When the rate or burst is not positive.
    */

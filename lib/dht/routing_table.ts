@@ -117,6 +117,8 @@ export class RoutingTable {
   readonly #buckets: Bucket[];
 
   /**
+   * Makes an empty table of one bucket.
+   *
    * @param ownId Our 20-byte node id.
    * @param options Bucket size, clock, RNG, failure threshold.
    * @throws {TypeError} When `ownId` is not 20 bytes.

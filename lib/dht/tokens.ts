@@ -51,7 +51,11 @@ export class TokenManager {
   #previous: Uint8Array;
   #rotatedAt: number;
 
-  /** @param options Clock, RNG and rotation period. */
+  /**
+   * Makes a manager with fresh random secrets.
+   *
+   * @param options Clock, RNG and rotation period.
+   */
   constructor(options: TokenManagerOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? ((bytes) => crypto.getRandomValues(bytes));
