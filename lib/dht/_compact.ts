@@ -86,12 +86,6 @@ export function formatIPv6(bytes: Uint8Array): string {
   return `${left}::${right}`;
 }
 
-/** Tells how many bytes the compact form of `host` takes: 4, 16, or 0 when unparsable. */
-export function hostByteLength(host: string): 0 | 4 | 16 {
-  if (IPV4.test(host)) return writeIPv4(host, new Uint8Array(4), 0) ? 4 : 0;
-  return host.includes(":") && parseIPv6(host) ? 16 : 0;
-}
-
 /** Writes `host` (4 or 16 bytes) and `port` (2 bytes, big-endian) at `offset`. */
 function writeHostPort(host: string, port: number, out: Uint8Array, offset: number, ipv6: boolean) {
   if (ipv6) {

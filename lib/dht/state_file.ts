@@ -76,6 +76,18 @@ export async function saveDhtState(path: string, state: DhtState): Promise<void>
  * @returns The state, or undefined when the file does not exist.
  * @throws {SyntaxError} When the file is not JSON.
  * @throws {TypeError} When the JSON does not have the shape `{ id, nodes: [{ id, address }] }`.
+ *
+ * @example A missing file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadDhtState } from "./state_file.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(await loadDhtState(`${dir}/dht.json`), undefined);
+ * await Deno.writeTextFile(`${dir}/dht.json`, "[1]");
+ * await assert.rejects(loadDhtState(`${dir}/dht.json`), TypeError);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function loadDhtState(path: string): Promise<DhtState | undefined> {
   let text: string;
