@@ -1,6 +1,8 @@
 /** Where a peer listens: an IPv4 or IPv6 address (IPv6 without brackets) and a TCP port. */
 export interface PeerAddress {
+  /** IPv4 dotted quad, IPv6 text without brackets, or a host name. */
   host: string;
+  /** TCP (or UDP, for DHT nodes) port, 1 to 65535. */
   port: number;
 }
 
