@@ -316,8 +316,11 @@ export interface CheckExistingOptions {
  * Finds which pieces are already on disk. A resume file that matches the torrent and whose
  * files are all unchanged (size and mtime) is trusted without hashing. Otherwise the pieces
  * touching changed files (or all pieces, without a usable resume file) are re-hashed from
- * disk: missing or short files make their pieces missing without reading. A corrupt resume
- * file is not an error: it only means a full recheck.
+ * disk: missing or short files make their pieces missing without reading, and so does a file
+ * with no disk blocks at all (all holes, as storage leaves a freshly pre-sized file), so that a
+ * new download is not hashed in full. A corrupt resume file is not an error: it only means a
+ * full recheck. Every shortcut errs towards "missing": a piece is reported present only when
+ * its hash matched, now or at the last save.
  *
  * @example Usage
  * ```ts
@@ -366,6 +369,8 @@ export async function checkExisting(options: CheckExistingOptions): Promise<Bitf
 interface FileStat {
   length: number;
   mtimeMs: number;
+  /** No disk blocks allocated although the size is not zero: a fully sparse file. */
+  allHoles: boolean;
 }
 
 interface CheckPlan {
@@ -475,8 +480,14 @@ async function hashPieces(
       if (failure) throw failure.error;
       const index = indices[k]!;
       const extents = map.pieceExtents(index, metainfo.pieceLength);
-      // A piece reaching past the end of a missing or short file cannot be there.
-      if (extents.some((e) => e.fileOffset + e.length > stats[e.fileIndex]!.length)) {
+      // A piece reaching past the end of a missing or short file cannot be there, nor one in a
+      // file that is all holes (as storage leaves a new file it pre-sized): skip the read.
+      if (
+        extents.some((e) => {
+          const stat = stats[e.fileIndex]!;
+          return stat.allHoles || e.fileOffset + e.length > stat.length;
+        })
+      ) {
         progress.piecesChecked++;
         report();
         continue;
@@ -582,9 +593,13 @@ class ReadFiles {
 async function statFile(path: string): Promise<FileStat> {
   try {
     const stat = await fs.promises.stat(path);
-    return { length: stat.size, mtimeMs: stat.mtimeMs };
+    // `blocks` is 0 for a file of holes only; where the platform does not report it, assume data.
+    const allHoles = stat.size > 0 && typeof stat.blocks === "number" && stat.blocks === 0;
+    return { length: stat.size, mtimeMs: stat.mtimeMs, allHoles };
   } catch (error) {
-    if (isCode(error, "ENOENT") || isCode(error, "ENOTDIR")) return { length: -1, mtimeMs: -1 };
+    if (isCode(error, "ENOENT") || isCode(error, "ENOTDIR")) {
+      return { length: -1, mtimeMs: -1, allHoles: false };
+    }
     throw new Error(`Cannot examine "${path}"`, { cause: error });
   }
 }

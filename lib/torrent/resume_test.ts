@@ -309,3 +309,27 @@ Deno.test("checkExisting() rejects a path list of the wrong length", async () =>
     TypeError,
   );
 });
+
+Deno.test("checkExisting() treats pre-sized sparse files as empty without reading them", async () => {
+  await using s = await setup();
+  // FsStorage pre-sizes new files without writing data: all holes.
+  const storage = await FsStorage.open({ root: `${s.dir}/fixture`, files: s.metainfo.files });
+  await storage.write(0, s.content.subarray(0, 10)); // a.bin real data: piece 0
+  await storage.close();
+  const { have, last } = await s.check();
+  assert.deepEqual(have, [0]);
+  assert.deepEqual(last, { piecesChecked: 5, piecesToCheck: 5, piecesValid: 1 });
+
+  // Proof that holes are not read: pieces of zeros would hash as valid if they were.
+  const { metainfo } = await createTorrent({ name: "zeros.bin", data: new Uint8Array(16) }, {
+    pieceLength: 8,
+  });
+  const path = `${s.dir}/zeros.bin`;
+  await Deno.writeFile(path, new Uint8Array(0));
+  await Deno.truncate(path, 16);
+  const check = () =>
+    checkExisting({ metainfo, paths: [path], resumePath: `${s.dir}/.zeros.bin.dtresume` });
+  assert.deepEqual([...await check()], []);
+  await Deno.writeFile(path, new Uint8Array(16)); // real zero bytes on disk
+  assert.deepEqual([...await check()], [0, 1]);
+});
