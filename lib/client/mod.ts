@@ -1,0 +1,18 @@
+/**
+ * Whole operations built from the lower layers, as the CLI uses them: read a torrent file,
+ * find peers, shake hands, download a piece.
+ *
+ * @example Reading a torrent file
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readTorrentFile } from "./mod.ts";
+ *
+ * await assert.rejects(readTorrentFile("/no/such.torrent"), /no such file/);
+ * ```
+ *
+ * @module
+ */
+export * from "./find_peers.ts";
+export * from "./handshake_peer.ts";
+export * from "./torrent_file.ts";
+export * from "./download_piece.ts";
