@@ -79,19 +79,20 @@ export class AllTrackersFailedError extends TrackerError {
   readonly errors: { url: string; error: unknown }[];
 
   /**
-   * Makes the error; its message lists each failure on one line.
+   * Makes the error. Its message is one line: the failure itself when one tracker was tried,
+   * else each tracker's failure, separated by semicolons.
    *
    * @param errors The failure of each tracker tried.
    */
   constructor(errors: { url: string; error: unknown }[]) {
-    const lines = errors.map(({ url, error }) =>
-      `\n  ${url}: ${error instanceof Error ? error.message : String(error)}`
-    );
+    const describe = (error: unknown) => error instanceof Error ? error.message : String(error);
     super(
       errors.length === 0
         ? "Cannot announce: the torrent lists no trackers"
-        : `Cannot announce to any of ${errors.length} tracker${errors.length === 1 ? "" : "s"}:${
-          lines.join("")
+        : errors.length === 1
+        ? describe(errors[0]!.error)
+        : `Cannot announce to any of ${errors.length} trackers: ${
+          errors.map(({ url, error }) => `${url}: ${describe(error)}`).join("; ")
         }`,
       { cause: errors[errors.length - 1]?.error },
     );
