@@ -33,7 +33,7 @@ export interface ServeTorrentOptions {
   maxConnections?: number;
   /** Receives engine events. */
   onEvent?: (event: TorrentEvent) => void;
-  /** Aborts the initial check, and later closes the server. */
+  /** Aborts the initial check, and later stops serving (torrent and listener). */
   signal?: AbortSignal;
 }
 
@@ -103,9 +103,15 @@ export async function serveTorrent(options: ServeTorrentOptions): Promise<Served
   });
   torrent.start();
   const close = async () => {
+    signal?.removeEventListener("abort", onAbort);
     await torrent.close();
     await listener.close();
   };
+  const onAbort = () => {
+    // Nobody awaits an abort: a failure to close goes to the global error handler.
+    close().catch(reportError);
+  };
+  signal?.addEventListener("abort", onAbort, { once: true });
   return {
     port: listener.port,
     torrent,
