@@ -1,0 +1,601 @@
+import { closeSync, openSync, readSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { encode } from "../bencode/mod.ts";
+import { pathComponentProblem } from "./_path.ts";
+import { choosePieceLength, type CreatedTorrent, PieceHasher } from "./create.ts";
+import { MAX_PIECE_LENGTH, parseMetainfo } from "./metainfo.ts";
+
+const HASH_LENGTH = 20;
+/** Torrent bytes handed to a hashing worker at a time (rounded to whole pieces). */
+const JOB_BYTES = 16 * 1024 * 1024;
+/** Bytes a worker reads per call: small enough that the data is still in cache when hashed. */
+const WORKER_READ_BYTES = 4 * 1024 * 1024;
+/** Bytes read per call when hashing on the calling thread. */
+const LOCAL_READ_BYTES = 8 * 1024 * 1024;
+/** Below this total, starting workers costs more than it saves: hash on this thread. */
+const WORKER_THRESHOLD = 32 * 1024 * 1024;
+const MAX_THREADS = 16;
+const PROGRESS_INTERVAL_MS = 100;
+/** Stats run at once while listing a directory. */
+const STAT_CONCURRENCY = 64;
+/** `name` of the workers this module starts; the module turns into a worker only under it. */
+const HASH_WORKER_NAME = "denotorrent-create-hasher";
+
+/** Options for {@linkcode createTorrentFromPath}. */
+export interface CreateTorrentFromPathOptions {
+  /** Bytes per piece (default: {@linkcode choosePieceLength} of the total size). */
+  pieceLength?: number;
+  /** One tracker URL, or BEP 12 tiers (the first URL also becomes `announce`). */
+  announce?: string | string[][];
+  /** Set the BEP 27 private flag. */
+  private?: boolean;
+  /** Free-form comment. */
+  comment?: string;
+  /** Name of the creating program. */
+  createdBy?: string;
+  /** BEP 19 web seed URLs. */
+  urlList?: string[];
+  /** Creation time in seconds since the epoch (default: none, so output is deterministic). */
+  creationDate?: number;
+  /** The torrent's name (default: the last component of `path`). */
+  name?: string;
+  /** Include files and directories whose names start with `.` (default true, as mktorrent). */
+  includeHidden?: boolean;
+  /**
+   * Hashing workers to start (default: the number of CPU cores, at most 16). `0` hashes on the
+   * calling thread with Web Crypto. Inputs under 32 MiB are hashed on the calling thread unless
+   * this is given.
+   */
+  threads?: number;
+  /** Called as hashing proceeds, at most about ten times a second, and once at the end. */
+  onProgress?: (hashedBytes: number, totalBytes: number) => void;
+  /** Aborts listing and hashing; the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+/** A file found on disk, in torrent order. */
+interface SourceFile {
+  /** Path components below the torrent's directory (for a single file: `[name]`). */
+  path: string[];
+  /** Where to read it. */
+  absolute: string;
+  length: number;
+}
+
+/** A non-empty file as a hashing worker sees it. */
+interface WorkerFile {
+  absolute: string;
+  /** Offset of its first byte in the torrent's data. */
+  offset: number;
+  length: number;
+}
+
+type WorkerRequest =
+  | { type: "files"; files: WorkerFile[] }
+  | { type: "job"; id: number; start: number; end: number; pieceLength: number };
+
+type WorkerReply =
+  | { type: "done"; id: number; hashes: Uint8Array }
+  | { type: "error"; message: string };
+
+/**
+ * Creates a BitTorrent v1 torrent (BEP 3) of a file or a directory on disk, the way `mktorrent`
+ * does, so that both give the same info hash for the same files and piece length:
+ *
+ * - A directory's files are ordered by their relative paths (`/`-joined) compared as UTF-8
+ *   bytes, as `mktorrent` orders them; hidden files are included (see `includeHidden`).
+ * - Symbolic links are followed; a link that loops back to a directory being listed, or that
+ *   is broken, is an error. Entries that are not regular files or directories (FIFOs, sockets,
+ *   devices) are skipped.
+ * - The info dictionary holds no timestamps, and no `creation date` is written unless given,
+ *   so the same input always gives the same bytes.
+ *
+ * Large inputs are read and hashed by worker threads (one per core by default) with
+ * `node:fs` and `node:crypto`; small ones on the calling thread with Web Crypto.
+ *
+ * @param path A file or directory.
+ * @param options Piece length, trackers, the optional fields, progress and abort.
+ * @returns The torrent file's bytes and their parsed metainfo.
+ * @throws {Deno.errors.NotFound} When `path`, or a file a symbolic link points to, is missing.
+ * @throws {TypeError} When a name is unsafe as a path component (empty, `.`, `..`, containing
+ * `/`, `\` or NUL), when there are no files, or a symbolic link loops.
+ * @throws {RangeError} When the total size is 0, or the piece length or `threads` is out of
+ * range.
+ * @throws {Error} When a file changes size while it is hashed.
+ *
+ * @example Usage
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createTorrentFromPath } from "./create_from_path.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${dir}/album/disc 1`, { recursive: true });
+ * await Deno.writeTextFile(`${dir}/album/disc 1/track.txt`, "la la la");
+ * await Deno.writeTextFile(`${dir}/album/cover.txt`, "a picture");
+ * const { metainfo } = await createTorrentFromPath(`${dir}/album`, {
+ *   pieceLength: 16384,
+ *   announce: "http://127.0.0.1:6969/announce",
+ * });
+ * assert.equal(metainfo.name, "album");
+ * assert.deepEqual(metainfo.files.map((file) => file.path.join("/")), [
+ *   "cover.txt",
+ *   "disc 1/track.txt",
+ * ]);
+ * assert.equal(metainfo.totalLength, 17);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function createTorrentFromPath(
+  path: string,
+  options: CreateTorrentFromPathOptions = {},
+): Promise<CreatedTorrent> {
+  if (typeof path !== "string" || path.length === 0) {
+    throw new TypeError(`Cannot create torrent: path must be a non-empty string`);
+  }
+  const { signal } = options;
+  signal?.throwIfAborted();
+  const threads = options.threads;
+  if (
+    threads !== undefined && (!Number.isInteger(threads) || threads < 0 || threads > MAX_THREADS)
+  ) {
+    throw new RangeError(
+      `Cannot create torrent: threads must be an integer from 0 to ${MAX_THREADS}, got ${threads}`,
+    );
+  }
+  if (options.pieceLength !== undefined) checkPieceLength(options.pieceLength);
+
+  const name = options.name ?? await defaultName(path);
+  const problem = pathComponentProblem(name);
+  if (problem !== undefined) throw new TypeError(`Cannot create torrent: name ${problem}`);
+
+  const rootInfo = await Deno.stat(path);
+  let files: SourceFile[];
+  let multiFile: boolean;
+  if (rootInfo.isDirectory) {
+    multiFile = true;
+    files = await listDirectory(path, rootInfo, options.includeHidden ?? true, signal);
+    if (files.length === 0) {
+      throw new TypeError(`Cannot create torrent from ${JSON.stringify(path)}: no files in it`);
+    }
+  } else if (rootInfo.isFile) {
+    multiFile = false;
+    files = [{ path: [name], absolute: path, length: rootInfo.size }];
+  } else {
+    throw new TypeError(
+      `Cannot create torrent from ${JSON.stringify(path)}: not a regular file or directory`,
+    );
+  }
+
+  let totalLength = 0;
+  for (const file of files) totalLength += file.length;
+  if (totalLength === 0) {
+    throw new RangeError(`Cannot create torrent from ${JSON.stringify(path)}: total size is 0`);
+  }
+  if (!Number.isSafeInteger(totalLength)) {
+    throw new RangeError(`Cannot create torrent: total length ${totalLength} is too large`);
+  }
+  const pieceLength = options.pieceLength ?? choosePieceLength(totalLength);
+
+  const progress = progressReporter(totalLength, options.onProgress);
+  const workerCount = threads ??
+    (totalLength < WORKER_THRESHOLD
+      ? 0
+      : Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS));
+  const pieces = workerCount === 0
+    ? await hashOnThisThread(files, pieceLength, progress, signal)
+    : await hashWithWorkers(files, totalLength, pieceLength, workerCount, progress, signal);
+  progress.finish();
+
+  const info = {
+    name,
+    "piece length": pieceLength,
+    pieces,
+    private: options.private ? 1 : undefined,
+    length: multiFile ? undefined : totalLength,
+    files: multiFile ? files.map((file) => ({ length: file.length, path: file.path })) : undefined,
+  };
+  const { announce, announceList } = trackerFields(options.announce);
+  const torrent = encode({
+    announce,
+    "announce-list": announceList,
+    comment: options.comment,
+    "created by": options.createdBy,
+    "creation date": options.creationDate,
+    "url-list": options.urlList !== undefined && options.urlList.length > 0
+      ? options.urlList
+      : undefined,
+    info,
+  });
+  return { torrent, metainfo: parseMetainfo(torrent) };
+}
+
+function checkPieceLength(pieceLength: number): void {
+  if (!Number.isInteger(pieceLength) || pieceLength < 1 || pieceLength > MAX_PIECE_LENGTH) {
+    throw new RangeError(
+      `Cannot create torrent: piece length must be an integer from 1 to ${MAX_PIECE_LENGTH}, got ${pieceLength}`,
+    );
+  }
+}
+
+/** The last component of `path`, ignoring trailing slashes; for `.` and the like, of its real path. */
+async function defaultName(path: string): Promise<string> {
+  const base = lastComponent(path);
+  if (base === "" || base === "." || base === "..") {
+    return lastComponent(await Deno.realPath(path));
+  }
+  return base;
+}
+
+function lastComponent(path: string): string {
+  const trimmed = path.replace(/\/+$/, "");
+  return trimmed.slice(trimmed.lastIndexOf("/") + 1);
+}
+
+const utf8 = new TextEncoder();
+
+/**
+ * Lists the regular files under `root`, following symbolic links, in the order mktorrent uses:
+ * by `/`-joined relative path, compared as bytes.
+ */
+async function listDirectory(
+  root: string,
+  rootInfo: Deno.FileInfo,
+  includeHidden: boolean,
+  signal: AbortSignal | undefined,
+): Promise<SourceFile[]> {
+  const found: { key: Uint8Array; file: SourceFile }[] = [];
+  // Directories on the way down from `root`, by device and inode: a link back to one of them
+  // would recurse forever. A link to a directory elsewhere is followed (its files appear twice).
+  const ancestors = new Set<string>();
+
+  async function walk(dir: string, relative: string[], info: Deno.FileInfo): Promise<void> {
+    signal?.throwIfAborted();
+    const id = fileId(info);
+    if (id !== undefined) {
+      if (ancestors.has(id)) {
+        throw new TypeError(
+          `Cannot create torrent: symbolic link ${
+            JSON.stringify(dir)
+          } loops back to a directory that contains it`,
+        );
+      }
+      ancestors.add(id);
+    }
+    const names: string[] = [];
+    for await (const entry of Deno.readDir(dir)) {
+      if (!includeHidden && entry.name.startsWith(".")) continue;
+      names.push(entry.name);
+    }
+    const infos: Deno.FileInfo[] = new Array(names.length);
+    for (let i = 0; i < names.length; i += STAT_CONCURRENCY) {
+      const batch = names.slice(i, i + STAT_CONCURRENCY);
+      const stats = await Promise.all(batch.map((name) => statFollowing(`${dir}/${name}`)));
+      for (let j = 0; j < stats.length; j++) infos[i + j] = stats[j]!;
+      signal?.throwIfAborted();
+    }
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
+      const info = infos[i]!;
+      const absolute = `${dir}/${name}`;
+      const path = [...relative, name];
+      if (info.isDirectory) {
+        await walk(absolute, path, info);
+      } else if (info.isFile) {
+        const problem = pathComponentProblem(name);
+        if (problem !== undefined) {
+          throw new TypeError(
+            `Cannot create torrent: file name at ${JSON.stringify(absolute)} ${problem}`,
+          );
+        }
+        found.push({
+          key: utf8.encode(path.join("/")),
+          file: { path, absolute, length: info.size },
+        });
+      }
+      // Anything else (FIFO, socket, device) is not torrent data: skipped, as mktorrent does.
+    }
+    if (id !== undefined) ancestors.delete(id);
+  }
+
+  await walk(root.replace(/(.)\/+$/, "$1"), [], rootInfo);
+  found.sort((a, b) => compareBytes(a.key, b.key));
+  return found.map((entry) => entry.file);
+}
+
+async function statFollowing(path: string): Promise<Deno.FileInfo> {
+  try {
+    return await Deno.stat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(
+        `Cannot create torrent: ${JSON.stringify(path)} is missing or a broken symbolic link`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+function fileId(info: Deno.FileInfo): string | undefined {
+  return info.dev !== null && info.ino !== null ? `${info.dev}:${info.ino}` : undefined;
+}
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+function trackerFields(
+  announce: string | string[][] | undefined,
+): { announce?: string; announceList?: string[][] } {
+  if (announce === undefined) return {};
+  if (typeof announce === "string") return { announce };
+  const tiers = announce.filter((tier) => tier.length > 0);
+  if (tiers.length === 0) return {};
+  return { announce: tiers[0]![0]!, announceList: tiers };
+}
+
+interface ProgressReporter {
+  add(bytes: number): void;
+  finish(): void;
+}
+
+function progressReporter(
+  total: number,
+  onProgress: ((hashedBytes: number, totalBytes: number) => void) | undefined,
+): ProgressReporter {
+  if (onProgress === undefined) return { add() {}, finish() {} };
+  let hashed = 0;
+  let last = performance.now();
+  return {
+    add(bytes) {
+      hashed += bytes;
+      const now = performance.now();
+      if (now - last >= PROGRESS_INTERVAL_MS && hashed < total) {
+        last = now;
+        onProgress(hashed, total);
+      }
+    },
+    finish() {
+      onProgress(total, total);
+    },
+  };
+}
+
+/** Reads the files in order with double buffering and hashes with Web Crypto on this thread. */
+async function hashOnThisThread(
+  files: SourceFile[],
+  pieceLength: number,
+  progress: ProgressReporter,
+  signal: AbortSignal | undefined,
+): Promise<Uint8Array> {
+  const hasher = new PieceHasher(pieceLength);
+  const buffers = [new Uint8Array(LOCAL_READ_BYTES), new Uint8Array(LOCAL_READ_BYTES)];
+  let current = 0;
+  for (const file of files) {
+    if (file.length === 0) continue;
+    using handle = await Deno.open(file.absolute);
+    let left = file.length;
+    let pending = readFull(handle, buffers[current]!, Math.min(left, LOCAL_READ_BYTES));
+    try {
+      while (left > 0) {
+        const length = await pending;
+        if (length === 0) throw shrankError(file.absolute);
+        left -= length;
+        const chunk = buffers[current]!.subarray(0, length);
+        current ^= 1;
+        // Read the next chunk while this one is hashed; PieceHasher is done with `chunk` (Web
+        // Crypto copies its input) once `update` settles.
+        pending = left > 0
+          ? readFull(handle, buffers[current]!, Math.min(left, LOCAL_READ_BYTES))
+          : Promise.resolve(0);
+        await hasher.update(chunk);
+        progress.add(length);
+        signal?.throwIfAborted();
+      }
+    } finally {
+      // Let a read still in flight end before the file closes; when we got here by an error,
+      // that error is the one reported, not a later failure of the abandoned read.
+      await pending.then(ignoreResult, ignoreResult);
+    }
+  }
+  return await hasher.digest();
+}
+
+async function readFull(file: Deno.FsFile, buffer: Uint8Array, length: number): Promise<number> {
+  let filled = 0;
+  while (filled < length) {
+    const n = await file.read(buffer.subarray(filled, length));
+    if (n === null) break;
+    filled += n;
+  }
+  return filled;
+}
+
+function ignoreResult(): void {
+  // Outcome of a read that was abandoned because hashing already failed.
+}
+
+function shrankError(path: string): Error {
+  return new Error(`Cannot create torrent: file ${JSON.stringify(path)} shrank while hashing`);
+}
+
+/**
+ * Splits the torrent's data into jobs of whole pieces and has `count` workers read and hash
+ * them, each with two jobs queued so that it never waits for this thread.
+ */
+function hashWithWorkers(
+  files: SourceFile[],
+  totalLength: number,
+  pieceLength: number,
+  count: number,
+  progress: ProgressReporter,
+  signal: AbortSignal | undefined,
+): Promise<Uint8Array> {
+  const pieceCount = Math.ceil(totalLength / pieceLength);
+  const pieces = new Uint8Array(pieceCount * HASH_LENGTH);
+  const piecesPerJob = Math.max(1, Math.floor(JOB_BYTES / pieceLength));
+  const jobCount = Math.ceil(pieceCount / piecesPerJob);
+  const workerFiles: WorkerFile[] = [];
+  let offset = 0;
+  for (const file of files) {
+    if (file.length > 0) workerFiles.push({ absolute: file.absolute, offset, length: file.length });
+    offset += file.length;
+  }
+
+  return new Promise<Uint8Array>((resolve, reject) => {
+    const workers: Worker[] = [];
+    let nextJob = 0;
+    let jobsDone = 0;
+    let settled = false;
+
+    const finish = (error?: unknown) => {
+      if (settled) return;
+      settled = true;
+      for (const worker of workers) worker.terminate();
+      signal?.removeEventListener("abort", onAbort);
+      if (error === undefined) resolve(pieces);
+      else reject(error);
+    };
+    const onAbort = () => finish(signal!.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+
+    const give = (worker: Worker) => {
+      if (nextJob >= jobCount) return;
+      const id = nextJob++;
+      const start = id * piecesPerJob * pieceLength;
+      const end = Math.min(totalLength, start + piecesPerJob * pieceLength);
+      worker.postMessage({ type: "job", id, start, end, pieceLength } satisfies WorkerRequest);
+    };
+
+    for (let i = 0; i < Math.min(count, jobCount); i++) {
+      const worker = new Worker(import.meta.url, { type: "module", name: HASH_WORKER_NAME });
+      workers.push(worker);
+      worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+        if (settled) return;
+        const reply = event.data;
+        if (reply.type === "error") {
+          finish(new Error(reply.message));
+          return;
+        }
+        const start = reply.id * piecesPerJob;
+        pieces.set(reply.hashes, start * HASH_LENGTH);
+        const end = Math.min(pieceCount, start + piecesPerJob);
+        progress.add(Math.min(totalLength, end * pieceLength) - start * pieceLength);
+        if (++jobsDone === jobCount) finish();
+        else give(worker);
+      };
+      worker.onerror = (event: ErrorEvent) => {
+        event.preventDefault();
+        finish(new Error(`Cannot create torrent: hashing worker failed: ${event.message}`));
+      };
+      worker.postMessage({ type: "files", files: workerFiles } satisfies WorkerRequest);
+      give(worker);
+      give(worker);
+    }
+  });
+}
+
+/** The worker side of {@linkcode hashWithWorkers}: reads byte ranges and hashes their pieces. */
+function runHashWorker(): void {
+  let files: WorkerFile[] = [];
+  let buffer: Uint8Array | undefined;
+  // Open descriptors by file index, oldest first; a worker's jobs are not contiguous, so keep a
+  // few open instead of reopening a file for every job.
+  const open = new Map<number, number>();
+
+  const descriptor = (index: number): number => {
+    let fd = open.get(index);
+    if (fd !== undefined) return fd;
+    if (open.size >= 8) {
+      const [oldest, oldFd] = open.entries().next().value!;
+      open.delete(oldest);
+      closeSync(oldFd);
+    }
+    fd = openSync(files[index]!.absolute, "r");
+    open.set(index, fd);
+    return fd;
+  };
+
+  const fileAt = (position: number): number => {
+    let low = 0;
+    let high = files.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >>> 1;
+      if (files[middle]!.offset <= position) low = middle;
+      else high = middle - 1;
+    }
+    return low;
+  };
+
+  const job = (start: number, end: number, pieceLength: number): Uint8Array<ArrayBuffer> => {
+    buffer ??= new Uint8Array(WORKER_READ_BYTES);
+    const hashes = new Uint8Array(
+      new ArrayBuffer(Math.ceil((end - start) / pieceLength) * HASH_LENGTH),
+    );
+    let hashCount = 0;
+    let hash = createHash("sha1");
+    let pieceLeft = Math.min(pieceLength, end - start);
+    let position = start;
+    let index = fileAt(position);
+    while (position < end) {
+      const file = files[index]!;
+      const inFile = file.offset + file.length - position;
+      if (inFile <= 0) {
+        index++;
+        continue;
+      }
+      const length = Math.min(inFile, end - position, buffer.length);
+      const fd = descriptor(index);
+      let filled = 0;
+      while (filled < length) {
+        const n = readSync(fd, buffer, filled, length - filled, position - file.offset + filled);
+        if (n === 0) throw shrankError(file.absolute);
+        filled += n;
+      }
+      let at = 0;
+      while (at < length) {
+        const take = Math.min(pieceLeft, length - at);
+        hash.update(buffer.subarray(at, at + take));
+        at += take;
+        pieceLeft -= take;
+        if (pieceLeft === 0) {
+          hashes.set(hash.digest(), hashCount++ * HASH_LENGTH);
+          hash = createHash("sha1");
+          pieceLeft = Math.min(pieceLength, end - position - at);
+        }
+      }
+      position += length;
+    }
+    return hashes;
+  };
+
+  const reply = (message: WorkerReply, transfer: Transferable[] = []) =>
+    (globalThis as unknown as Worker).postMessage(message, transfer);
+
+  (globalThis as unknown as Worker).onmessage = (event: MessageEvent<WorkerRequest>) => {
+    const request = event.data;
+    if (request.type === "files") {
+      files = request.files;
+      return;
+    }
+    try {
+      const hashes = job(request.start, request.end, request.pieceLength);
+      reply({ type: "done", id: request.id, hashes }, [hashes.buffer]);
+    } catch (error) {
+      // Handed to the creating thread, which rejects with it.
+      reply({ type: "error", message: error instanceof Error ? error.message : String(error) });
+    }
+  };
+}
+
+if (
+  typeof (globalThis as { postMessage?: unknown }).postMessage === "function" &&
+  (globalThis as { name?: unknown }).name === HASH_WORKER_NAME
+) {
+  runHashWorker();
+}
