@@ -62,10 +62,19 @@ export const TRICKY_STRINGS: readonly string[] = [
 export const KNOWN_BUGS = {
   /** lib/bencode: a dictionary key starting with U+FEFF (bytes EF BB BF) loses it on decode. */
   bomKey: true,
+  /** lib/metainfo: names and path components starting with U+FEFF lose it (TextDecoder BOM). */
+  bomText: true,
+  /** lib/bencode encode(): keys that differ only in lone surrogates encode as duplicate keys. */
+  loneSurrogateKeys: true,
   /** lib/storage/path.ts: resolveInside() rejects a safe component that starts with "..". */
   dotDotPrefix: true,
   /** lib/metainfo/magnet.ts: base32 info hashes accept "ß", "ı", "ſ", "ﬀ" (case mapping). */
   magnetBase32CaseMapping: true,
+  /**
+   * lib/tracker/http_codec.ts: a `failure reason` that is a dictionary (or a list holding one)
+   * makes parseAnnounceResponse() throw a bare TypeError from String(value).
+   */
+  failureReasonObject: true,
 } as const;
 
 /** True if a key would hit the {@linkcode KNOWN_BUGS.bomKey} bug. */
