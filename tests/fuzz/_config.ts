@@ -35,7 +35,7 @@ export const FIXED_SEED = 0x0b17_7e57;
  * How many properties the fuzz suite holds; `FUZZ_SECONDS` is split evenly over them. Keep it
  * roughly in step with the test files (an estimate is fine: it only scales the time budget).
  */
-export const PROPERTY_COUNT = 40;
+export const PROPERTY_COUNT = 42;
 
 /** The resolved fuzz settings for this process. */
 export interface FuzzConfig {

@@ -68,26 +68,26 @@ Deno.test("fuzz: decode() throws only BencodeSyntaxError on random bytes", async
   await assertProperty(
     t,
     fc.property(fc.uint8Array({ maxLength: 256 }), decodeOptionsArb, checkHostile),
-    { runs: 2000 },
+    { runs: 8000 },
   );
 });
 
 Deno.test("fuzz: decode() throws only BencodeSyntaxError on bencode-like byte soup", async (t) => {
   await assertProperty(t, fc.property(byteSoupArb, decodeOptionsArb, checkHostile), {
-    runs: 3000,
+    runs: 12000,
   });
 });
 
 Deno.test("fuzz: decode() throws only BencodeSyntaxError on mutated torrents", async (t) => {
   await assertProperty(t, fc.property(mutatedArb(allFixtures), decodeOptionsArb, checkHostile), {
-    runs: 1500,
+    runs: 6000,
   });
 });
 
 Deno.test("fuzz: decode() throws only BencodeSyntaxError on mutated encodings", async (t) => {
   const mutatedEncodingArb = bencodeValueArb.chain((value) => mutatedArb([encode(value)], 3));
   await assertProperty(t, fc.property(mutatedEncodingArb, decodeOptionsArb, checkHostile), {
-    runs: 2000,
+    runs: 8000,
   });
 });
 
@@ -97,7 +97,7 @@ Deno.test("fuzz: decode(encode(x)) deep-equals x for generated values", async (t
     fc.property(bencodeValueArb, (value) => {
       assert.deepStrictEqual(comparable(decode(encode(value))), comparable(value));
     }),
-    { runs: 1500 },
+    { runs: 6000 },
   );
 });
 
@@ -109,7 +109,7 @@ Deno.test("fuzz: encode(decode(b)) is byte-exact for canonical b = encode(x)", a
       const again = encode(decode(canonical, { allowUnsortedKeys: lenient }));
       assert.equal(again.toHex(), canonical.toHex());
     }),
-    { runs: 1500 },
+    { runs: 6000 },
   );
 });
 
@@ -125,7 +125,7 @@ Deno.test("fuzz: decodePrefix() reads one value and stops before trailing bytes"
         assert.throws(() => decode(concatBytes([encoded, tail])), BencodeSyntaxError);
       }
     }),
-    { runs: 1000 },
+    { runs: 4000 },
   );
 });
 
@@ -139,7 +139,7 @@ Deno.test("fuzz: rawDictValue() returns the exact encoding of each top-level val
       }
       assert.equal(rawDictValue(encoded, "\u0000missing\u0000"), undefined);
     }),
-    { runs: 1000 },
+    { runs: 4000 },
   );
 });
 
@@ -162,7 +162,7 @@ Deno.test("fuzz: decode() accepts nesting up to maxDepth and rejects deeper", as
         );
       },
     ),
-    { runs: 300 },
+    { runs: 1200 },
   );
 });
 
@@ -180,7 +180,7 @@ Deno.test("fuzz: encode() throws only TypeError on arbitrary JavaScript values",
         expectOnly(thrownBy(() => decode(encoded!, { maxDepth: 1024 })), []);
       }
     }),
-    { runs: 1500 },
+    { runs: 6000 },
   );
 });
 
@@ -222,6 +222,6 @@ Deno.test("fuzz: encode() output decodes for dictionaries with any string keys",
       const decoded = decode(encode(dict));
       assert.equal(Object.keys(decoded).length, keys.length);
     }),
-    { runs: 1000 },
+    { runs: 4000 },
   );
 });

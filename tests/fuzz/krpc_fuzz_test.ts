@@ -153,7 +153,7 @@ Deno.test("fuzz: decodeKrpc(encodeKrpc(msg)) round-trips generated KRPC messages
       const decoded = decodeKrpc(encodeKrpc(message));
       assert.deepStrictEqual(normalize(decoded), normalize(message));
     }),
-    { runs: 3000 },
+    { runs: 12000 },
   );
 });
 
@@ -253,6 +253,6 @@ Deno.test("fuzz: decodeKrpc() throws only KrpcDecodeError on hostile packets", a
       ),
       checkDecode,
     ),
-    { runs: 5000 },
+    { runs: 20000 },
   );
 });

@@ -190,7 +190,7 @@ Deno.test("fuzz: parseMetainfo() accepts generated torrents exactly when their p
       );
       assert.equal(meta.multiFile, files !== undefined);
     }),
-    { runs: 1500 },
+    { runs: 6000 },
   );
 });
 
@@ -264,7 +264,7 @@ Deno.test("fuzz: parseMetainfo() throws only MetainfoError on torrents with a fi
         checkParse(encode(value));
       },
     ),
-    { runs: 2000 },
+    { runs: 8000 },
   );
 });
 
@@ -274,7 +274,7 @@ Deno.test("fuzz: parseMetainfo() throws only MetainfoError on mutated torrent fi
     fc.property(mutatedArb([...fixtures.valid, ...fixtures.invalid]), (input) => {
       checkParse(input);
     }),
-    { runs: 2000 },
+    { runs: 8000 },
   );
 });
 
@@ -284,7 +284,7 @@ Deno.test("fuzz: parseMetainfo() throws only MetainfoError on mutated generated 
     fc.property(torrentArb.chain(({ torrent }) => mutatedArb([encode(torrent)], 3)), (input) => {
       checkParse(input);
     }),
-    { runs: 2000 },
+    { runs: 8000 },
   );
 });
 
@@ -294,7 +294,7 @@ Deno.test("fuzz: parseMetainfo() throws only MetainfoError on random bytes", asy
     fc.property(fc.uint8Array({ maxLength: 200 }), (input) => {
       checkParse(input);
     }),
-    { runs: 2000 },
+    { runs: 8000 },
   );
 });
 
@@ -409,7 +409,7 @@ Deno.test("fuzz: parseMagnet() throws only MagnetError and returns checked links
       fc.pre(!mayHitCaseMappingBug(uri));
       checkMagnetParse(uri);
     }),
-    { runs: 5000 },
+    { runs: 20000 },
   );
 });
 
@@ -425,7 +425,7 @@ Deno.test("fuzz: parseMagnet() throws only MagnetError on arbitrary text", async
         checkMagnetParse("magnet:?xt=urn:btih:" + text);
       },
     ),
-    { runs: 3000 },
+    { runs: 12000 },
   );
 });
 
@@ -462,6 +462,6 @@ Deno.test("fuzz: parseMagnet(formatMagnet(link)) round-trips generated links", a
       assert.equal(parsed.exactLength, link.exactLength);
       assert.deepEqual(parsed.peers, link.peers.map((peer) => ({ ...peer })));
     }),
-    { runs: 1500 },
+    { runs: 6000 },
   );
 });

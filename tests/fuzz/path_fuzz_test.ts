@@ -88,7 +88,7 @@ Deno.test("fuzz: resolveInside() never resolves outside the root", async (t) => 
         assert.equal(full, nodePath.resolve(root, ...safePathComponents(components)));
       }
     }),
-    { runs: 5000 },
+    { runs: 20000 },
   );
 });
 
@@ -103,7 +103,7 @@ Deno.test("fuzz: resolveInside() accepts every non-empty component list", async 
       );
       expectOnly(thrownBy(() => resolveInside(root, components)), []);
     }),
-    { runs: 3000 },
+    { runs: 12000 },
   );
 });
 
@@ -125,7 +125,7 @@ Deno.test("fuzz: safePathComponents() returns one safe name per component", asyn
       // Sanitising is idempotent: safe names stay as they are.
       assert.deepEqual(safePathComponents(safe), safe);
     }),
-    { runs: 3000 },
+    { runs: 12000 },
   );
 });
 
@@ -139,6 +139,6 @@ Deno.test("fuzz: safePathComponents() output stays inside a Windows root too", a
       assert.ok(isInside(root, full, nodePath.win32), `${full} escapes ${root}`);
       assert.ok(isInside("/data", nodePath.posix.resolve("/data", ...safe), nodePath.posix));
     }),
-    { runs: 3000 },
+    { runs: 12000 },
   );
 });

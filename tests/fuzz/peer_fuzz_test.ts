@@ -107,7 +107,7 @@ Deno.test("fuzz: decodeMessage() round-trips encodeMessage() for generated messa
       assert.equal(new DataView(frame.buffer).getUint32(0), frame.length - 4);
       assert.deepStrictEqual(plain(decodeMessage(frame.subarray(4))), plain(message));
     }),
-    { runs: 3000 },
+    { runs: 12000 },
   );
 });
 
@@ -130,7 +130,7 @@ Deno.test("fuzz: PeerMessageSplitter yields the same messages for any split of t
         assert.deepStrictEqual(plain(out), plain(messages));
       },
     ),
-    { runs: 2000 },
+    { runs: 8000 },
   );
 });
 
@@ -146,7 +146,7 @@ Deno.test("fuzz: PeerMessageSplitter yields the same messages fed one byte at a 
       splitter.finish();
       assert.deepStrictEqual(plain(out), plain(messages));
     }),
-    { runs: 300 },
+    { runs: 1200 },
   );
 });
 
@@ -164,7 +164,7 @@ Deno.test("fuzz: PeerMessageDecoderStream yields the same messages for any split
         assert.deepStrictEqual(plain(out), plain(messages));
       },
     ),
-    { runs: 500 },
+    { runs: 2000 },
   );
 });
 
@@ -208,7 +208,7 @@ Deno.test("fuzz: PeerMessageSplitter throws only PeerProtocolError and bounds it
         expectOnly(error, [PeerProtocolError]);
       },
     ),
-    { runs: 3000 },
+    { runs: 12000 },
   );
 });
 
@@ -231,7 +231,7 @@ Deno.test("fuzz: PeerMessageDecoderStream errors only with PeerProtocolError on 
         expectOnly(error, [PeerProtocolError]);
       },
     ),
-    { runs: 500 },
+    { runs: 2000 },
   );
 });
 
@@ -271,7 +271,7 @@ Deno.test("fuzz: decodeExtensionHandshake() round-trips generated handshakes", a
       const decoded = decodeExtensionHandshake(encodeExtensionHandshake(handshake));
       assert.deepStrictEqual(plain(decoded), plain(handshake));
     }),
-    { runs: 1500 },
+    { runs: 6000 },
   );
 });
 
@@ -323,7 +323,7 @@ Deno.test("fuzz: decodeExtensionHandshake() throws only PeerProtocolError on hos
         if (handshake !== undefined) checkHandshake(handshake);
       },
     ),
-    { runs: 3000 },
+    { runs: 12000 },
   );
 });
 
@@ -358,7 +358,7 @@ Deno.test("fuzz: decodeMetadataMessage() round-trips generated ut_metadata messa
       const decoded = decodeMetadataMessage(encodeMetadataMessage(message));
       assert.deepStrictEqual(plain(decoded), plain(message));
     }),
-    { runs: 1000 },
+    { runs: 4000 },
   );
 });
 
@@ -405,7 +405,7 @@ Deno.test("fuzz: decodeMetadataMessage() throws only PeerProtocolError on hostil
         }
       },
     ),
-    { runs: 3000 },
+    { runs: 12000 },
   );
 });
 
@@ -443,7 +443,7 @@ Deno.test("fuzz: decodePexMessage() round-trips generated ut_pex messages", asyn
       assert.deepStrictEqual(norm(decoded.added), norm(v4First(message.added)));
       assert.deepStrictEqual(norm(decoded.dropped), norm(v4First(message.dropped)));
     }),
-    { runs: 1500 },
+    { runs: 6000 },
   );
 });
 
@@ -481,6 +481,6 @@ Deno.test("fuzz: decodePexMessage() throws only PeerProtocolError on hostile pay
         for (const peer of message.added) assert.ok(peer.flags >= 0 && peer.flags <= 255);
       },
     ),
-    { runs: 3000 },
+    { runs: 12000 },
   );
 });

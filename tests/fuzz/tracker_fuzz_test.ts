@@ -141,7 +141,7 @@ Deno.test("fuzz: parseAnnounceResponse() reads generated responses", async (t) =
         expectedPeers.map((p) => [p.host, p.port]),
       );
     }),
-    { runs: 1500 },
+    { runs: 6000 },
   );
 });
 
@@ -182,7 +182,7 @@ Deno.test("fuzz: parseAnnounceResponse() throws only TrackerError or TrackerFail
       ),
       checkAnnounceParse,
     ),
-    { runs: 4000 },
+    { runs: 16000 },
   );
 });
 
@@ -231,7 +231,7 @@ Deno.test("fuzz: UDP response parsers throw only TrackerError or TrackerFailureE
         }
       }
     }),
-    { runs: 4000 },
+    { runs: 16000 },
   );
 });
 
@@ -279,7 +279,7 @@ Deno.test("fuzz: UDP response parsers read generated connect, announce and error
         );
       },
     ),
-    { runs: 1500 },
+    { runs: 6000 },
   );
 });
 
@@ -325,6 +325,6 @@ Deno.test("fuzz: encodeAnnounceRequest() writes every field at its BEP 15 offset
         assert.equal(connect.getUint32(12), transactionId);
       },
     ),
-    { runs: 1500 },
+    { runs: 6000 },
   );
 });
