@@ -64,8 +64,11 @@ export const KNOWN_BUGS = {
   bomKey: true,
   /** lib/metainfo: names and path components starting with U+FEFF lose it (TextDecoder BOM). */
   bomText: true,
-  /** lib/bencode encode(): keys that differ only in lone surrogates encode as duplicate keys. */
-  loneSurrogateKeys: true,
+  /**
+   * lib/bencode encode(): distinct keys that map to the same bytes (lone surrogates, or Map
+   * keys that are not strings, like `1` and `"1"`) are written as duplicate keys.
+   */
+  duplicateKeysOnEncode: true,
   /** lib/storage/path.ts: resolveInside() rejects a safe component that starts with "..". */
   dotDotPrefix: true,
   /** lib/metainfo/magnet.ts: base32 info hashes accept "ß", "ı", "ſ", "ﬀ" (case mapping). */

@@ -177,7 +177,13 @@ Deno.test("fuzz: encode() throws only TypeError on arbitrary JavaScript values",
       expectOnly(error, [TypeError]);
       // Whatever encode() writes must be bencode that decode() reads back.
       if (encoded !== undefined) {
-        expectOnly(thrownBy(() => decode(encoded!, { maxDepth: 1024 })), []);
+        const decodeError = thrownBy(() => decode(encoded!, { maxDepth: 1024 }));
+        // KNOWN_BUGS.duplicateKeysOnEncode: see regressions_test.ts.
+        if (
+          KNOWN_BUGS.duplicateKeysOnEncode && decodeError instanceof BencodeSyntaxError &&
+          decodeError.message.includes("duplicate key")
+        ) return;
+        expectOnly(decodeError, []);
       }
     }),
     { runs: 6000 },
@@ -212,10 +218,10 @@ Deno.test("fuzz: encode() output decodes for dictionaries with any string keys",
   await assertProperty(
     t,
     fc.property(fc.uniqueArray(keyWithSurrogatesArb, { maxLength: 6 }), (keys) => {
-      // KNOWN_BUGS.loneSurrogateKeys: distinct keys that are equal once lone surrogates become
+      // KNOWN_BUGS.duplicateKeysOnEncode: distinct keys that are equal once lone surrogates become
       // U+FFFD are written as duplicate keys; see regressions_test.ts.
       fc.pre(
-        !KNOWN_BUGS.loneSurrogateKeys ||
+        !KNOWN_BUGS.duplicateKeysOnEncode ||
           new Set(keys.map((key) => key.toWellFormed())).size === keys.length,
       );
       const dict = Object.fromEntries(keys.map((key, i) => [key, i]));
