@@ -9,12 +9,16 @@ import denoJson from "./deno.json" with { type: "json" };
 import {
   decode,
   downloadPiece,
+  type DownloadProgress,
+  downloadTorrent,
   findPeers,
   formatPeerAddress,
   handshakePeer,
   type Metainfo,
   parsePeerAddress,
   type PeerAddress,
+  ProgressReporter,
+  type ProgressStats,
   readTorrentFile,
   toJson,
 } from "./mod.ts";
@@ -122,6 +126,23 @@ const COMMANDS: Command[] = [
       console.log(`Piece ${index} downloaded to ${out}.`);
     },
   },
+  {
+    name: "download",
+    summary: "Download a whole torrent, verified, and resume a partial one",
+    usage: "download [-o <out>] [options] <file.torrent>",
+    options: {
+      output: { type: "string", short: "o" },
+      ...PEER_OPTION,
+      port: { type: "string" },
+      "max-connections": { type: "string" },
+      "no-trackers": { type: "boolean" },
+      seed: { type: "boolean" },
+      quiet: { type: "boolean", short: "q" },
+      json: { type: "boolean" },
+    },
+    positionals: 1,
+    run: runDownload,
+  },
 ];
 
 function infoLines(metainfo: Metainfo): string {
@@ -163,6 +184,72 @@ function infoJson(metainfo: Metainfo): Record<string, unknown> {
     files: metainfo.files.map((file) => ({ path: file.path, length: file.length })),
     pieceHashes,
   };
+}
+
+async function runDownload(values: Values, [path]: string[], signal: AbortSignal): Promise<void> {
+  const usage = "download [-o <out>] [options] <file.torrent>";
+  const metainfo = await readTorrentFile(path!);
+  const peers = peerArguments(values, usage);
+  const port = integerOption(values.port, "--port", usage, 0, 65535);
+  const maxConnections = integerOption(values["max-connections"], "--max-connections", usage, 1);
+  const out = typeof values.output === "string" ? values.output : metainfo.name;
+  const reporter = values.quiet ? undefined : new ProgressReporter(
+    values.json ? Deno.stdout : Deno.stderr,
+    {
+      isTerminal: !values.json && Deno.stderr.isTerminal(),
+      json: values.json === true,
+      width: () => Deno.stderr.isTerminal() ? Deno.consoleSize().columns : 80,
+    },
+  );
+  const result = await downloadTorrent(metainfo, {
+    out,
+    peers,
+    signal,
+    useTrackers: !values["no-trackers"],
+    seed: values.seed === true,
+    ...(port !== undefined ? { port } : {}),
+    ...(maxConnections !== undefined ? { maxConnections } : {}),
+    ...(reporter ? { onProgress: (progress) => reporter.update(progressStats(progress)) } : {}),
+  });
+  reporter?.finish(progressStats(result.progress));
+  if (!result.complete) {
+    throw new Error(
+      `Stopped with ${result.progress.piecesHave} of ${metainfo.pieceCount} pieces verified ` +
+        `in "${out}": run the same command again to resume`,
+    );
+  }
+  if (!values.json) console.log(`Downloaded ${path} to ${out}.`);
+}
+
+function progressStats(progress: DownloadProgress): ProgressStats {
+  return {
+    totalBytes: progress.totalBytes,
+    verifiedBytes: progress.verifiedBytes,
+    downloadRate: progress.downloadRate,
+    uploadRate: progress.uploadRate,
+    uploaded: progress.uploaded,
+    downloaded: progress.downloaded,
+    peersConnected: progress.peersConnected,
+    peersKnown: progress.peersKnown,
+    piecesDone: progress.piecesHave,
+    pieceCount: progress.pieceCount,
+    elapsedMs: progress.elapsedMs,
+  };
+}
+
+function integerOption(
+  value: Values[string],
+  name: string,
+  usage: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (typeof value !== "string" || !/^\d+$/.test(value) || number < min || number > max) {
+    throw new UsageError(`${name} must be a whole number from ${min} to ${max}`, usage);
+  }
+  return number;
 }
 
 function parseAddressArgument(text: string, usage: string): PeerAddress {

@@ -36,3 +36,4 @@ export {
   type Storage,
 } from "./lib/storage/mod.ts";
 export * from "./lib/client/mod.ts";
+export * from "./lib/torrent/mod.ts";

@@ -16,3 +16,4 @@ export * from "./find_peers.ts";
 export * from "./handshake_peer.ts";
 export * from "./torrent_file.ts";
 export * from "./download_piece.ts";
+export * from "./download.ts";

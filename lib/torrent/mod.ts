@@ -63,3 +63,26 @@ export {
   type PeerPoolOptions,
 } from "./peer_pool.ts";
 export { Choker, type ChokerOptions, type ChokerPeer } from "./choker.ts";
+export {
+  Announcer,
+  type AnnouncerOptions,
+  type AnnouncerStats,
+  type AnnouncerTimers,
+  type TrackerStatus,
+} from "./announcer.ts";
+export {
+  checkExisting,
+  type CheckExistingOptions,
+  type CheckExistingTorrent,
+  createResumeData,
+  type CreateResumeDataOptions,
+  loadResumeData,
+  type RecheckProgress,
+  RESUME_VERSION,
+  type ResumeData,
+  type ResumeDecision,
+  type ResumeFileRecord,
+  resumePathFor,
+  saveResumeData,
+} from "./resume.ts";
+export * from "./progress.ts";
