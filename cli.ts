@@ -20,6 +20,7 @@ import {
   ProgressReporter,
   type ProgressStats,
   readTorrentFile,
+  runDemo,
   toJson,
 } from "./mod.ts";
 
@@ -142,6 +143,33 @@ const COMMANDS: Command[] = [
     },
     positionals: 1,
     run: runDownload,
+  },
+  {
+    name: "demo",
+    summary: "Seed a generated payload over loopback and download it (no internet needed)",
+    usage: "demo [--size <MiB>] [--seeders <n>]",
+    options: { size: { type: "string" }, seeders: { type: "string" } },
+    positionals: 0,
+    async run(values, _positionals, signal) {
+      const usage = "demo [--size <MiB>] [--seeders <n>]";
+      const sizeMiB = integerOption(values.size, "--size", usage, 1, 1024 * 1024) ?? 64;
+      const seeders = integerOption(values.seeders, "--seeders", usage, 1, 50) ?? 3;
+      const reporter = new ProgressReporter(Deno.stderr, {
+        isTerminal: Deno.stderr.isTerminal(),
+        width: () => Deno.stderr.isTerminal() ? Deno.consoleSize().columns : 80,
+      });
+      const result = await runDemo({
+        size: sizeMiB * 1024 * 1024,
+        seeders,
+        signal,
+        onLine: (line) => {
+          reporter.clear();
+          console.log(line);
+        },
+        onProgress: (progress) => reporter.update(progressStats(progress)),
+      });
+      if (!result.identical) throw new Error("The downloaded copy differs from the source");
+    },
   },
 ];
 

@@ -17,3 +17,4 @@ export * from "./handshake_peer.ts";
 export * from "./torrent_file.ts";
 export * from "./download_piece.ts";
 export * from "./download.ts";
+export * from "./demo.ts";

@@ -45,3 +45,4 @@ export {
   MAX_MAGNET_LENGTH,
   parseMagnet,
 } from "./magnet.ts";
+export * from "./create_from_path.ts";
