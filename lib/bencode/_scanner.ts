@@ -15,7 +15,7 @@ const SAFE_DIGITS = 15;
 /** Longest integer accepted: parsing huge digit runs as BigInt is quadratic. */
 const MAX_INTEGER_DIGITS = 1024;
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Options shared by the decoding functions. */
 export interface ScanOptions {

@@ -1,6 +1,6 @@
 import type { BencodeDict, BencodeValue } from "./types.ts";
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Tells whether a decoded value is a dictionary.

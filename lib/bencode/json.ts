@@ -1,6 +1,6 @@
 import type { BencodeValue } from "./types.ts";
 
-const utf8 = new TextDecoder("utf-8", { fatal: true });
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Renders a decoded value as compact JSON, losslessly:

@@ -166,7 +166,7 @@ export class KrpcDecodeError extends SyntaxError {
 }
 
 const latin1 = new TextDecoder("latin1");
-const utf8 = new TextDecoder("utf-8");
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Encodes a KRPC message (BEP 5) as bencode.

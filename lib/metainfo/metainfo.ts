@@ -106,8 +106,8 @@ const HASH_LENGTH = 20;
 /** Deep enough for any real torrent; unknown keys may not nest deeper. */
 const DECODE_OPTIONS = { maxDepth: 64, allowUnsortedKeys: true } as const;
 
-const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
-const lenientUtf8 = new TextDecoder("utf-8");
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const lenientUtf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Parses a BitTorrent v1 metainfo file (BEP 3), single- or multi-file, validating every field.

@@ -44,7 +44,7 @@ export interface ExtensionHandshake {
   ipv6?: Uint8Array;
 }
 
-const textDecoder = new TextDecoder();
+const textDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Encodes an extension handshake (BEP 10) into the payload of an `extended`

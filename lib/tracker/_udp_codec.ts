@@ -20,7 +20,7 @@ export const ACTION_ANNOUNCE = 1;
 export const ACTION_ERROR = 3;
 
 const EVENT_CODES = { completed: 1, started: 2, stopped: 3 } as const;
-const lenientText = new TextDecoder("utf-8");
+const lenientText = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Encodes a connect request: protocol id (8), action 0 (4), transaction id (4).

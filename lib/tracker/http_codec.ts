@@ -17,7 +17,7 @@ import {
 } from "./announce.ts";
 
 const HEX = "0123456789ABCDEF";
-const lenientText = new TextDecoder("utf-8");
+const lenientText = new TextDecoder("utf-8", { ignoreBOM: true });
 const utf8 = new TextEncoder();
 
 /**
