@@ -91,6 +91,12 @@ function readConfig(): FuzzConfig {
 /** The settings read from the environment once, at load. */
 export const FUZZ: FuzzConfig = readConfig();
 
+/**
+ * Time limit for one small input (a few KiB at most; real work takes microseconds). Generous so
+ * a loaded CI machine does not flake, tight enough to catch runaway or quadratic work.
+ */
+export const MAX_MS_PER_INPUT = 500;
+
 /** Per-property options for {@linkcode assertProperty}. */
 export interface PropertyOptions {
   /** Runs in CI mode (fixed seed). Pick so the property takes well under a second. */

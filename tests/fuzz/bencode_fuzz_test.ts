@@ -12,7 +12,7 @@ import {
   encode,
   rawDictValue,
 } from "../../lib/bencode/mod.ts";
-import { assertProperty, expectOnly, thrownBy, withinTime } from "./_config.ts";
+import { assertProperty, expectOnly, MAX_MS_PER_INPUT, thrownBy, withinTime } from "./_config.ts";
 import {
   bencodeValueArb,
   bytes,
@@ -28,9 +28,6 @@ import {
 
 const fixtures = loadTorrentFixtures();
 const allFixtures = [...fixtures.valid, ...fixtures.invalid];
-
-/** A generous per-input limit: inputs here are at most a few KiB, decoding takes microseconds. */
-const MAX_MS_PER_INPUT = 250;
 
 const decodeOptionsArb: fc.Arbitrary<DecodeOptions> = fc.record(
   { maxDepth: fc.integer({ min: 0, max: 300 }), allowUnsortedKeys: fc.boolean() },

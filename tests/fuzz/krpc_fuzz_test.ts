@@ -11,7 +11,7 @@ import {
   KrpcDecodeError,
   type KrpcMessage,
 } from "../../lib/dht/krpc.ts";
-import { assertProperty, expectOnly, thrownBy, withinTime } from "./_config.ts";
+import { assertProperty, expectOnly, MAX_MS_PER_INPUT, thrownBy, withinTime } from "./_config.ts";
 import {
   bencodeValueArb,
   bytes,
@@ -195,7 +195,7 @@ function checkMessage(message: KrpcMessage): void {
 function checkDecode(input: Uint8Array): void {
   let message: KrpcMessage | undefined;
   const error = thrownBy(() => {
-    message = withinTime(() => decodeKrpc(input), 250, "decodeKrpc()");
+    message = withinTime(() => decodeKrpc(input), MAX_MS_PER_INPUT, "decodeKrpc()");
   });
   expectOnly(error, [KrpcDecodeError]);
   if (message !== undefined) checkMessage(message);

@@ -14,7 +14,7 @@ import {
   parseMagnet,
   parseMetainfo,
 } from "../../lib/metainfo/mod.ts";
-import { assertProperty, expectOnly, thrownBy, withinTime } from "./_config.ts";
+import { assertProperty, expectOnly, MAX_MS_PER_INPUT, thrownBy, withinTime } from "./_config.ts";
 import {
   bencodeValueArb,
   bytes,
@@ -92,7 +92,7 @@ function checkMetainfo(meta: Metainfo): void {
 function checkParse(input: Uint8Array): Metainfo | undefined {
   let meta: Metainfo | undefined;
   const error = thrownBy(() => {
-    meta = withinTime(() => parseMetainfo(input), 250, "parseMetainfo()");
+    meta = withinTime(() => parseMetainfo(input), MAX_MS_PER_INPUT, "parseMetainfo()");
   });
   expectOnly(error, [MetainfoError]);
   if (meta !== undefined) checkMetainfo(meta);
@@ -391,7 +391,7 @@ const magnetArb = fc.tuple(
 function checkMagnetParse(uri: string): void {
   let link: MagnetLink | undefined;
   const error = thrownBy(() => {
-    link = withinTime(() => parseMagnet(uri), 250, "parseMagnet()");
+    link = withinTime(() => parseMagnet(uri), MAX_MS_PER_INPUT, "parseMagnet()");
   });
   expectOnly(error, [MagnetError]);
   if (link !== undefined) checkMagnet(uri, link);

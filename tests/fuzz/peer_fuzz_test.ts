@@ -24,7 +24,7 @@ import {
   PeerProtocolError,
   type PexMessage,
 } from "../../lib/peer/mod.ts";
-import { assertProperty, expectOnly, thrownBy, withinTime } from "./_config.ts";
+import { assertProperty, expectOnly, MAX_MS_PER_INPUT, thrownBy, withinTime } from "./_config.ts";
 import {
   bencodeValueArb,
   byteSoupArb,
@@ -317,7 +317,11 @@ Deno.test("fuzz: decodeExtensionHandshake() throws only PeerProtocolError on hos
       (payload) => {
         let handshake: ExtensionHandshake | undefined;
         const error = thrownBy(() => {
-          handshake = withinTime(() => decodeExtensionHandshake(payload), 250, "decode");
+          handshake = withinTime(
+            () => decodeExtensionHandshake(payload),
+            MAX_MS_PER_INPUT,
+            "decode",
+          );
         });
         expectOnly(error, [PeerProtocolError]);
         if (handshake !== undefined) checkHandshake(handshake);
@@ -386,7 +390,11 @@ Deno.test("fuzz: decodeMetadataMessage() throws only PeerProtocolError on hostil
       (payload, options) => {
         let message: MetadataMessage | undefined;
         const error = thrownBy(() => {
-          message = withinTime(() => decodeMetadataMessage(payload, options), 250, "decode");
+          message = withinTime(
+            () => decodeMetadataMessage(payload, options),
+            MAX_MS_PER_INPUT,
+            "decode",
+          );
         });
         expectOnly(error, [PeerProtocolError]);
         if (message === undefined || message.type === "unknown") return;
@@ -468,7 +476,11 @@ Deno.test("fuzz: decodePexMessage() throws only PeerProtocolError on hostile pay
       (payload, options) => {
         let message: PexMessage | undefined;
         const error = thrownBy(() => {
-          message = withinTime(() => decodePexMessage(payload, options), 250, "decode");
+          message = withinTime(
+            () => decodePexMessage(payload, options),
+            MAX_MS_PER_INPUT,
+            "decode",
+          );
         });
         expectOnly(error, [PeerProtocolError]);
         if (message === undefined) return;

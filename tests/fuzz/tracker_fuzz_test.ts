@@ -22,7 +22,7 @@ import {
   PROTOCOL_ID,
   readHeader,
 } from "../../lib/tracker/_udp_codec.ts";
-import { assertProperty, expectOnly, thrownBy, withinTime } from "./_config.ts";
+import { assertProperty, expectOnly, MAX_MS_PER_INPUT, thrownBy, withinTime } from "./_config.ts";
 import {
   bencodeValueArb,
   bytes,
@@ -55,7 +55,11 @@ function checkResponse(response: AnnounceResponse): void {
 function checkAnnounceParse(body: Uint8Array): void {
   let response: AnnounceResponse | undefined;
   const error = thrownBy(() => {
-    response = withinTime(() => parseAnnounceResponse(body), 250, "parseAnnounceResponse()");
+    response = withinTime(
+      () => parseAnnounceResponse(body),
+      MAX_MS_PER_INPUT,
+      "parseAnnounceResponse()",
+    );
   });
   if (KNOWN_BUGS.failureReasonObject && error instanceof TypeError && hasObjectFailure(body)) {
     return; // Known bug, see regressions_test.ts.
