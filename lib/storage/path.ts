@@ -98,6 +98,7 @@ export function safePathComponents(components: readonly string[]): string[] {
  * import assert from "node:assert/strict";
  *
  * assert.equal(resolveInside("/data", ["..", "x"]), "/data/_/x");
+ * assert.equal(resolveInside("/data", ["..foo"]), "/data/..foo");
  * ```
  *
  * @param root Output directory.
@@ -109,8 +110,10 @@ export function resolveInside(root: string, components: readonly string[]): stri
   const base = nodePath.resolve(root);
   const full = nodePath.resolve(base, ...safePathComponents(components));
   const relative = nodePath.relative(base, full);
+  // A name like "..foo" is inside the root: only a whole ".." component climbs out.
   if (
-    relative === "" || relative.startsWith("..") || nodePath.isAbsolute(relative)
+    relative === "" || relative === ".." || relative.startsWith(`..${nodePath.sep}`) ||
+    nodePath.isAbsolute(relative)
   ) {
     throw new RangeError(`Cannot resolve path: "${full}" escapes "${base}"`);
   }
