@@ -1,18 +1,16 @@
 import { closeSync, openSync, readSync } from "node:fs";
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { encode } from "../bencode/mod.ts";
 import { pathComponentProblem } from "./_path.ts";
-import { choosePieceLength, type CreatedTorrent, PieceHasher } from "./create.ts";
+import { choosePieceLength, type CreatedTorrent } from "./create.ts";
 import { MAX_PIECE_LENGTH, parseMetainfo } from "./metainfo.ts";
 
 const HASH_LENGTH = 20;
 /** Torrent bytes handed to a hashing worker at a time (rounded to whole pieces). */
-const JOB_BYTES = 16 * 1024 * 1024;
-/** Bytes a worker reads per call: small enough that the data is still in cache when hashed. */
-const WORKER_READ_BYTES = 4 * 1024 * 1024;
-/** Bytes read per call when hashing on the calling thread. */
-const LOCAL_READ_BYTES = 8 * 1024 * 1024;
-/** Below this total, starting workers costs more than it saves: hash on this thread. */
+const JOB_BYTES = 8 * 1024 * 1024;
+/** Bytes read per call: small enough that the data is still in cache when it is hashed. */
+const READ_BYTES = 2 * 1024 * 1024;
+/** Below this total, starting workers costs more than it saves: hash on this thread only. */
 const WORKER_THRESHOLD = 32 * 1024 * 1024;
 const MAX_THREADS = 16;
 const PROGRESS_INTERVAL_MS = 100;
@@ -42,9 +40,9 @@ export interface CreateTorrentFromPathOptions {
   /** Include files and directories whose names start with `.` (default true, as mktorrent). */
   includeHidden?: boolean;
   /**
-   * Hashing workers to start (default: the number of CPU cores, at most 16). `0` hashes on the
-   * calling thread with Web Crypto. Inputs under 32 MiB are hashed on the calling thread unless
-   * this is given.
+   * Threads that hash, counting the calling thread (default: the number of CPU cores, at most
+   * 16; 1 for inputs under 32 MiB). The calling thread hashes between async reads, blocking its
+   * event loop for about a millisecond at a time; the others are workers.
    */
   threads?: number;
   /** Called as hashing proceeds, at most about ten times a second, and once at the end. */
@@ -90,8 +88,9 @@ type WorkerReply =
  * - The info dictionary holds no timestamps, and no `creation date` is written unless given,
  *   so the same input always gives the same bytes.
  *
- * Large inputs are read and hashed by worker threads (one per core by default) with
- * `node:fs` and `node:crypto`; small ones on the calling thread with Web Crypto.
+ * Pieces are hashed with `node:crypto` on the calling thread (between async reads) and, for
+ * large inputs, on worker threads too (one thread per core in all by default), which read the
+ * files themselves with `node:fs`.
  *
  * @param path A file or directory.
  * @param options Piece length, trackers, the optional fields, progress and abort.
@@ -136,10 +135,10 @@ export async function createTorrentFromPath(
   signal?.throwIfAborted();
   const threads = options.threads;
   if (
-    threads !== undefined && (!Number.isInteger(threads) || threads < 0 || threads > MAX_THREADS)
+    threads !== undefined && (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS)
   ) {
     throw new RangeError(
-      `Cannot create torrent: threads must be an integer from 0 to ${MAX_THREADS}, got ${threads}`,
+      `Cannot create torrent: threads must be an integer from 1 to ${MAX_THREADS}, got ${threads}`,
     );
   }
   if (options.pieceLength !== undefined) checkPieceLength(options.pieceLength);
@@ -177,13 +176,11 @@ export async function createTorrentFromPath(
   const pieceLength = options.pieceLength ?? choosePieceLength(totalLength);
 
   const progress = progressReporter(totalLength, options.onProgress);
-  const workerCount = threads ??
+  const hashThreads = threads ??
     (totalLength < WORKER_THRESHOLD
-      ? 0
+      ? 1
       : Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS));
-  const pieces = workerCount === 0
-    ? await hashOnThisThread(files, pieceLength, progress, signal)
-    : await hashWithWorkers(files, totalLength, pieceLength, workerCount, progress, signal);
+  const pieces = await hashPieces(files, totalLength, pieceLength, hashThreads, progress, signal);
   progress.finish();
 
   const info = {
@@ -206,7 +203,9 @@ export async function createTorrentFromPath(
       : undefined,
     info,
   });
-  return { torrent, metainfo: parseMetainfo(torrent) };
+  // Our own output: the limits against hostile input do not apply.
+  const limits = { maxFiles: files.length, maxPieces: pieces.length / HASH_LENGTH };
+  return { torrent, metainfo: parseMetainfo(torrent, limits) };
 }
 
 function checkPieceLength(pieceLength: number): void {
@@ -366,58 +365,55 @@ function progressReporter(
   };
 }
 
-/** Reads the files in order with double buffering and hashes with Web Crypto on this thread. */
-async function hashOnThisThread(
-  files: SourceFile[],
-  pieceLength: number,
-  progress: ProgressReporter,
-  signal: AbortSignal | undefined,
-): Promise<Uint8Array> {
-  const hasher = new PieceHasher(pieceLength);
-  const buffers = [new Uint8Array(LOCAL_READ_BYTES), new Uint8Array(LOCAL_READ_BYTES)];
-  let current = 0;
-  for (const file of files) {
-    if (file.length === 0) continue;
-    using handle = await Deno.open(file.absolute);
-    let left = file.length;
-    let pending = readFull(handle, buffers[current]!, Math.min(left, LOCAL_READ_BYTES));
-    try {
-      while (left > 0) {
-        const length = await pending;
-        if (length === 0) throw shrankError(file.absolute);
-        left -= length;
-        const chunk = buffers[current]!.subarray(0, length);
-        current ^= 1;
-        // Read the next chunk while this one is hashed; PieceHasher is done with `chunk` (Web
-        // Crypto copies its input) once `update` settles.
-        pending = left > 0
-          ? readFull(handle, buffers[current]!, Math.min(left, LOCAL_READ_BYTES))
-          : Promise.resolve(0);
-        await hasher.update(chunk);
-        progress.add(length);
-        signal?.throwIfAborted();
+/** Hashes the pieces of one job (a byte range of whole pieces) from chunks fed in order. */
+class RangeHasher {
+  readonly #pieceLength: number;
+  readonly #hashes: Uint8Array<ArrayBuffer>;
+  #count = 0;
+  #hash: Hash = createHash("sha1");
+  #pieceLeft: number;
+  #left: number;
+
+  constructor(length: number, pieceLength: number) {
+    this.#pieceLength = pieceLength;
+    this.#hashes = new Uint8Array(new ArrayBuffer(Math.ceil(length / pieceLength) * HASH_LENGTH));
+    this.#left = length;
+    this.#pieceLeft = Math.min(pieceLength, length);
+  }
+
+  /** Hashes `chunk` straight from the caller's buffer (no copy); pieces may span chunks. */
+  update(chunk: Uint8Array): void {
+    let at = 0;
+    while (at < chunk.length) {
+      const take = Math.min(this.#pieceLeft, chunk.length - at);
+      this.#hash.update(chunk.subarray(at, at + take));
+      at += take;
+      this.#left -= take;
+      this.#pieceLeft -= take;
+      if (this.#pieceLeft === 0) {
+        this.#hashes.set(this.#hash.digest(), this.#count++ * HASH_LENGTH);
+        this.#hash = createHash("sha1");
+        this.#pieceLeft = Math.min(this.#pieceLength, this.#left);
       }
-    } finally {
-      // Let a read still in flight end before the file closes; when we got here by an error,
-      // that error is the one reported, not a later failure of the abandoned read.
-      await pending.then(ignoreResult, ignoreResult);
     }
   }
-  return await hasher.digest();
-}
 
-async function readFull(file: Deno.FsFile, buffer: Uint8Array, length: number): Promise<number> {
-  let filled = 0;
-  while (filled < length) {
-    const n = await file.read(buffer.subarray(filled, length));
-    if (n === null) break;
-    filled += n;
+  /** The 20-byte hashes of the range's pieces, once all its bytes were fed. */
+  get hashes(): Uint8Array<ArrayBuffer> {
+    return this.#hashes;
   }
-  return filled;
 }
 
-function ignoreResult(): void {
-  // Outcome of a read that was abandoned because hashing already failed.
+/** Index of the file holding byte `position` of the torrent's data (files: non-empty, in order). */
+function fileIndexAt(files: readonly WorkerFile[], position: number): number {
+  let low = 0;
+  let high = files.length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >>> 1;
+    if (files[middle]!.offset <= position) low = middle;
+    else high = middle - 1;
+  }
+  return low;
 }
 
 function shrankError(path: string): Error {
@@ -425,14 +421,102 @@ function shrankError(path: string): Error {
 }
 
 /**
- * Splits the torrent's data into jobs of whole pieces and has `count` workers read and hash
- * them, each with two jobs queued so that it never waits for this thread.
+ * Reads the torrent's data on this thread with async reads (the runtime's thread pool does the
+ * I/O, so the event loop never waits on the disk), keeping the last file open.
  */
-function hashWithWorkers(
+class AsyncRangeReader {
+  readonly #files: readonly WorkerFile[];
+  #index = -1;
+  #file: Deno.FsFile | undefined;
+  /** Position in the torrent's data where the open file's cursor stands. */
+  #cursor = -1;
+
+  constructor(files: readonly WorkerFile[]) {
+    this.#files = files;
+  }
+
+  /** Reads from `position` into `buffer`, up to the end of the file holding it. */
+  async read(position: number, buffer: Uint8Array): Promise<Uint8Array> {
+    const index = fileIndexAt(this.#files, position);
+    const entry = this.#files[index]!;
+    if (index !== this.#index) {
+      this.close();
+      this.#file = await Deno.open(entry.absolute);
+      this.#index = index;
+      this.#cursor = entry.offset;
+    }
+    const file = this.#file!;
+    if (this.#cursor !== position) await file.seek(position - entry.offset, Deno.SeekMode.Start);
+    const length = Math.min(buffer.length, entry.offset + entry.length - position);
+    let filled = 0;
+    while (filled < length) {
+      const n = await file.read(buffer.subarray(filled, length));
+      if (n === null) throw shrankError(entry.absolute);
+      filled += n;
+    }
+    this.#cursor = position + length;
+    return buffer.subarray(0, length);
+  }
+
+  close(): void {
+    this.#file?.close();
+    this.#file = undefined;
+    this.#index = -1;
+  }
+}
+
+/**
+ * Hashes one job on this thread: the next chunk is read while the current one is hashed, and
+ * hashing blocks the event loop for one chunk (about 1 ms) at a time.
+ *
+ * @returns The job's hashes, or `undefined` when `stopped()` turned true.
+ */
+async function hashJobHere(
+  reader: AsyncRangeReader,
+  buffers: readonly [Uint8Array, Uint8Array],
+  start: number,
+  end: number,
+  pieceLength: number,
+  stopped: () => boolean,
+): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  const hasher = new RangeHasher(end - start, pieceLength);
+  let position = start;
+  let current = 0;
+  let pending: Promise<Uint8Array> | undefined = reader.read(position, buffers[0]);
+  try {
+    while (pending !== undefined) {
+      const chunk = await pending;
+      position += chunk.length;
+      current ^= 1;
+      pending = position < end && !stopped()
+        ? reader.read(position, buffers[current]!.subarray(0, end - position))
+        : undefined;
+      if (stopped()) return undefined;
+      hasher.update(chunk);
+    }
+  } finally {
+    // Let a read still in flight end before the file can close; when we got here by an error,
+    // that error is the one reported, not a later failure of the abandoned read.
+    await pending?.then(ignoreResult, ignoreResult);
+  }
+  return hasher.hashes;
+}
+
+function ignoreResult(): void {
+  // Outcome of a read that was abandoned because hashing stopped.
+}
+
+/**
+ * Splits the torrent's data into jobs of whole pieces, hashes them on this thread and on
+ * `threads - 1` workers (each with two jobs queued, so it never waits for this thread), and
+ * returns the concatenated piece hashes. This thread starts at once and the workers join when
+ * they are up (~30 ms), so small inputs pay nothing for them.
+ */
+async function hashPieces(
   files: SourceFile[],
   totalLength: number,
   pieceLength: number,
-  count: number,
+  threads: number,
   progress: ProgressReporter,
   signal: AbortSignal | undefined,
 ): Promise<Uint8Array> {
@@ -440,67 +524,91 @@ function hashWithWorkers(
   const pieces = new Uint8Array(pieceCount * HASH_LENGTH);
   const piecesPerJob = Math.max(1, Math.floor(JOB_BYTES / pieceLength));
   const jobCount = Math.ceil(pieceCount / piecesPerJob);
-  const workerFiles: WorkerFile[] = [];
+  const dataFiles: WorkerFile[] = [];
   let offset = 0;
   for (const file of files) {
-    if (file.length > 0) workerFiles.push({ absolute: file.absolute, offset, length: file.length });
+    if (file.length > 0) dataFiles.push({ absolute: file.absolute, offset, length: file.length });
     offset += file.length;
   }
 
-  return new Promise<Uint8Array>((resolve, reject) => {
-    const workers: Worker[] = [];
-    let nextJob = 0;
-    let jobsDone = 0;
-    let settled = false;
+  const workers: Worker[] = [];
+  let nextJob = 0;
+  let jobsDone = 0;
+  let failure: { error: unknown } | undefined;
+  let resolveDone!: () => void;
+  const done = new Promise<void>((resolve) => resolveDone = resolve);
 
-    const finish = (error?: unknown) => {
-      if (settled) return;
-      settled = true;
-      for (const worker of workers) worker.terminate();
-      signal?.removeEventListener("abort", onAbort);
-      if (error === undefined) resolve(pieces);
-      else reject(error);
-    };
-    const onAbort = () => finish(signal!.reason);
-    signal?.addEventListener("abort", onAbort, { once: true });
+  const stop = (error: unknown) => {
+    failure ??= { error };
+    resolveDone();
+  };
+  const stopped = () => failure !== undefined;
+  const onAbort = () => stop(signal!.reason);
+  signal?.addEventListener("abort", onAbort, { once: true });
 
-    const give = (worker: Worker) => {
-      if (nextJob >= jobCount) return;
-      const id = nextJob++;
-      const start = id * piecesPerJob * pieceLength;
-      const end = Math.min(totalLength, start + piecesPerJob * pieceLength);
-      worker.postMessage({ type: "job", id, start, end, pieceLength } satisfies WorkerRequest);
-    };
+  const jobRange = (id: number) => {
+    const start = id * piecesPerJob * pieceLength;
+    return { start, end: Math.min(totalLength, start + piecesPerJob * pieceLength) };
+  };
+  const record = (id: number, hashes: Uint8Array) => {
+    pieces.set(hashes, id * piecesPerJob * HASH_LENGTH);
+    const { start, end } = jobRange(id);
+    progress.add(end - start);
+    if (++jobsDone === jobCount) resolveDone();
+  };
+  const give = (worker: Worker) => {
+    if (nextJob >= jobCount) return;
+    const id = nextJob++;
+    worker.postMessage({ type: "job", id, ...jobRange(id), pieceLength } satisfies WorkerRequest);
+  };
 
-    for (let i = 0; i < Math.min(count, jobCount); i++) {
+  try {
+    // Two jobs queued per worker, plus at least one for this thread: no more workers than that.
+    const workerCount = Math.min(threads - 1, Math.floor((jobCount - 1) / 2));
+    for (let i = 0; i < workerCount; i++) {
       const worker = new Worker(import.meta.url, { type: "module", name: HASH_WORKER_NAME });
       workers.push(worker);
       worker.onmessage = (event: MessageEvent<WorkerReply>) => {
-        if (settled) return;
+        if (stopped()) return;
         const reply = event.data;
-        if (reply.type === "error") {
-          finish(new Error(reply.message));
-          return;
-        }
-        const start = reply.id * piecesPerJob;
-        pieces.set(reply.hashes, start * HASH_LENGTH);
-        const end = Math.min(pieceCount, start + piecesPerJob);
-        progress.add(Math.min(totalLength, end * pieceLength) - start * pieceLength);
-        if (++jobsDone === jobCount) finish();
-        else give(worker);
+        if (reply.type === "error") return stop(new Error(reply.message));
+        record(reply.id, reply.hashes);
+        give(worker);
       };
       worker.onerror = (event: ErrorEvent) => {
         event.preventDefault();
-        finish(new Error(`Cannot create torrent: hashing worker failed: ${event.message}`));
+        stop(new Error(`Cannot create torrent: hashing worker failed: ${event.message}`));
       };
-      worker.postMessage({ type: "files", files: workerFiles } satisfies WorkerRequest);
+      worker.postMessage({ type: "files", files: dataFiles } satisfies WorkerRequest);
       give(worker);
       give(worker);
     }
-  });
+
+    const reader = new AsyncRangeReader(dataFiles);
+    const size = Math.min(READ_BYTES, piecesPerJob * pieceLength);
+    const buffers = [new Uint8Array(size), new Uint8Array(size)] as const;
+    try {
+      while (!stopped() && nextJob < jobCount) {
+        const id = nextJob++;
+        const { start, end } = jobRange(id);
+        const hashes = await hashJobHere(reader, buffers, start, end, pieceLength, stopped);
+        if (hashes !== undefined) record(id, hashes);
+      }
+    } catch (error) {
+      stop(error);
+    } finally {
+      reader.close();
+    }
+    await done;
+    if (failure !== undefined) throw failure.error;
+    return pieces;
+  } finally {
+    for (const worker of workers) worker.terminate();
+    signal?.removeEventListener("abort", onAbort);
+  }
 }
 
-/** The worker side of {@linkcode hashWithWorkers}: reads byte ranges and hashes their pieces. */
+/** The worker side of {@linkcode hashPieces}: reads byte ranges and hashes their pieces. */
 function runHashWorker(): void {
   let files: WorkerFile[] = [];
   let buffer: Uint8Array | undefined;
@@ -521,27 +629,11 @@ function runHashWorker(): void {
     return fd;
   };
 
-  const fileAt = (position: number): number => {
-    let low = 0;
-    let high = files.length - 1;
-    while (low < high) {
-      const middle = (low + high + 1) >>> 1;
-      if (files[middle]!.offset <= position) low = middle;
-      else high = middle - 1;
-    }
-    return low;
-  };
-
   const job = (start: number, end: number, pieceLength: number): Uint8Array<ArrayBuffer> => {
-    buffer ??= new Uint8Array(WORKER_READ_BYTES);
-    const hashes = new Uint8Array(
-      new ArrayBuffer(Math.ceil((end - start) / pieceLength) * HASH_LENGTH),
-    );
-    let hashCount = 0;
-    let hash = createHash("sha1");
-    let pieceLeft = Math.min(pieceLength, end - start);
+    buffer ??= new Uint8Array(READ_BYTES);
+    const hasher = new RangeHasher(end - start, pieceLength);
     let position = start;
-    let index = fileAt(position);
+    let index = fileIndexAt(files, position);
     while (position < end) {
       const file = files[index]!;
       const inFile = file.offset + file.length - position;
@@ -557,21 +649,10 @@ function runHashWorker(): void {
         if (n === 0) throw shrankError(file.absolute);
         filled += n;
       }
-      let at = 0;
-      while (at < length) {
-        const take = Math.min(pieceLeft, length - at);
-        hash.update(buffer.subarray(at, at + take));
-        at += take;
-        pieceLeft -= take;
-        if (pieceLeft === 0) {
-          hashes.set(hash.digest(), hashCount++ * HASH_LENGTH);
-          hash = createHash("sha1");
-          pieceLeft = Math.min(pieceLength, end - position - at);
-        }
-      }
+      hasher.update(buffer.subarray(0, length));
       position += length;
     }
-    return hashes;
+    return hasher.hashes;
   };
 
   const reply = (message: WorkerReply, transfer: Transferable[] = []) =>
