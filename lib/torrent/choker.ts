@@ -31,6 +31,13 @@ export interface ChokerOptions {
   now?: () => number;
   /** Random source in `[0, 1)`; defaults to `Math.random`. */
   random?: () => number;
+  /**
+   * How slots are given while seeding: `"round-robin"` (the default) passes
+   * them on every rechoke to the interested peers that waited longest since
+   * their last turn, without an optimistic slot (every peer gets a turn
+   * anyway); `"fastest"` gives them to the peers we upload to fastest.
+   */
+  seedChoking?: "round-robin" | "fastest";
 }
 
 /**
@@ -39,8 +46,11 @@ export interface ChokerOptions {
  * download, by upload rate while we seed) take the regular slots, and one
  * optimistic slot rotates to a random interested peer every 30 s so new
  * peers get a chance. Peers that snub us lose their regular slot while we
- * download. Between rechokes, free slots are filled at once, so a new
- * interested peer does not wait 10 s.
+ * download. While seeding, slots go round-robin by default (each rechoke
+ * they pass to the peers that waited longest), which spreads different
+ * pieces to different peers so that they can trade among themselves.
+ * Between rechokes, free slots are filled at once, so a new interested
+ * peer does not wait 10 s.
  *
  * @example Usage
  * ```ts
@@ -65,6 +75,9 @@ export class Choker<K> {
   readonly #optimisticIntervalMs: number;
   readonly #now: () => number;
   readonly #random: () => number;
+  readonly #roundRobin: boolean;
+  /** When each peer last held a regular slot, for round-robin seeding. */
+  #servedAt = new Map<K, number>();
   #regular = new Set<K>();
   #optimistic: K | undefined;
   #lastRechoke = -Infinity;
@@ -87,6 +100,11 @@ export class Choker<K> {
     this.#optimisticIntervalMs = options.optimisticIntervalMs ?? 30_000;
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;
+    const seedChoking = options.seedChoking ?? "round-robin";
+    if (seedChoking !== "round-robin" && seedChoking !== "fastest") {
+      throw new RangeError(`Cannot create choker: unknown seedChoking "${seedChoking}"`);
+    }
+    this.#roundRobin = seedChoking === "round-robin";
   }
 
   /** The peer holding the optimistic slot, if any. */
@@ -112,12 +130,17 @@ export class Choker<K> {
       : (p: ChokerPeer<K>) => p.downloadRate;
     // Snubbing peers rank last while we download, so they only get slots nobody else wants.
     const snubbed = (p: ChokerPeer<K>) => !options.seeding && p.snubbed ? 1 : 0;
+    const roundRobin = options.seeding && this.#roundRobin;
+    const servedAt = (p: ChokerPeer<K>) => this.#servedAt.get(p.id) ?? -Infinity;
     const ranked = peers.filter((p) => p.interested).sort((a, b) =>
-      snubbed(a) - snubbed(b) || rate(b) - rate(a)
+      roundRobin
+        ? servedAt(a) - servedAt(b) || rate(b) - rate(a)
+        : snubbed(a) - snubbed(b) || rate(b) - rate(a)
     );
 
-    // Keep one slot optimistic only when there are more candidates than slots.
-    const regularSlots = ranked.length > this.#slots ? this.#slots - 1 : this.#slots;
+    // Keep one slot optimistic only when there are more candidates than slots
+    // (and never in round-robin, where every peer gets its turn anyway).
+    const regularSlots = ranked.length > this.#slots && !roundRobin ? this.#slots - 1 : this.#slots;
 
     if (now - this.#lastRechoke >= this.#rechokeIntervalMs) {
       this.#lastRechoke = now;
@@ -151,6 +174,10 @@ export class Choker<K> {
         this.#optimistic = undefined;
       }
     }
+    const served = new Map<K, number>();
+    for (const [id, at] of this.#servedAt) if (byId.has(id)) served.set(id, at);
+    for (const id of this.#regular) served.set(id, now);
+    this.#servedAt = served;
     const unchoked = new Set(this.#regular);
     if (this.#optimistic !== undefined) unchoked.add(this.#optimistic);
     return unchoked;

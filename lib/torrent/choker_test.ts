@@ -35,7 +35,12 @@ Deno.test("Choker.update() ranks by download rate and keeps one optimistic slot"
 });
 
 Deno.test("Choker.update() ranks by upload rate while seeding", () => {
-  const choker = new Choker<string>({ slots: 2, now: () => 0, random: () => 0.99 });
+  const choker = new Choker<string>({
+    slots: 2,
+    now: () => 0,
+    random: () => 0.99,
+    seedChoking: "fastest",
+  });
   const peers = [
     peer("a", 100, { uploadRate: 1 }),
     peer("b", 0, { uploadRate: 500 }),
@@ -97,4 +102,60 @@ Deno.test("Choker.update() puts snubbing peers last while downloading", () => {
   assert.equal(unchoked.size, 2);
   // The snubbing peer only gets a slot as the optimistic pick.
   assert.ok(!unchoked.has("snub") || choker.optimistic === "snub");
+});
+
+Deno.test("Choker.update() passes seeding slots round-robin on each rechoke", () => {
+  let now = 0;
+  const choker = new Choker<string>({ slots: 1, now: () => now, random: () => 0 });
+  const peers = [peer("a", 0), peer("b", 0), peer("c", 0)];
+  const turns: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const unchoked = choker.update(peers, { seeding: true });
+    assert.equal(unchoked.size, 1, "one slot, no optimistic extra");
+    turns.push(...unchoked);
+    now += 5_000;
+    // Between rechokes the holder keeps the slot.
+    assert.deepEqual([...choker.update(peers, { seeding: true })], [...unchoked]);
+    now += 5_000;
+  }
+  assert.deepEqual(turns, ["a", "b", "c", "a", "b", "c"]);
+  assert.equal(choker.optimistic, undefined);
+});
+
+Deno.test("Choker.update() round-robin prefers newcomers and the faster peer on ties", () => {
+  let now = 0;
+  const choker = new Choker<string>({ slots: 2, now: () => now, random: () => 0 });
+  const first = choker.update(
+    [peer("a", 0, { uploadRate: 1 }), peer("b", 0, { uploadRate: 9 }), peer("c", 0)],
+    { seeding: true },
+  );
+  assert.deepEqual(sorted(first), ["a", "b"]);
+  now = 10_000;
+  const peers = [
+    peer("a", 0, { uploadRate: 1 }),
+    peer("b", 0, { uploadRate: 9 }),
+    peer("c", 0),
+    peer("d", 0),
+  ];
+  assert.deepEqual(sorted(choker.update(peers, { seeding: true })), ["c", "d"]);
+  now = 20_000;
+  // a and b have waited longest now: they take both slots back.
+  assert.deepEqual(sorted(choker.update(peers, { seeding: true })), ["a", "b"]);
+});
+
+Deno.test("Choker.update() round-robin fills a slot freed by a finished peer at once", () => {
+  let now = 0;
+  const choker = new Choker<string>({ slots: 1, now: () => now, random: () => 0 });
+  assert.deepEqual([...choker.update([peer("a", 0), peer("b", 0)], { seeding: true })], ["a"]);
+  now = 1_000;
+  const after = choker.update([peer("a", 0, { interested: false }), peer("b", 0)], {
+    seeding: true,
+  });
+  assert.deepEqual([...after], ["b"]);
+});
+
+Deno.test("Choker rejects a bad slot count or seed choking mode", () => {
+  assert.throws(() => new Choker({ slots: 0 }), RangeError);
+  // @ts-expect-error: checked at run time for JavaScript callers
+  assert.throws(() => new Choker({ seedChoking: "random" }), RangeError);
 });

@@ -6,12 +6,13 @@
  * @module
  */
 
-import { decode, encode, isDict } from "../bencode/mod.ts";
 import { formatPeerAddress, type PeerAddress } from "../peer/address.ts";
 import { PeerProtocolError } from "../peer/errors.ts";
 import { supportsExtensionProtocol, supportsFastExtension } from "../peer/handshake.ts";
 import type { PeerMessage } from "../peer/message.ts";
 import { Bitfield, BLOCK_SIZE, type BlockRequest, type PiecePicker } from "../piece/mod.ts";
+import type { ExtensionHandshake } from "../peer/extension.ts";
+import { type ExtensionHooks, SessionExtensions } from "./extensions.ts";
 
 /** Smallest request pipeline per peer. */
 export const MIN_QUEUE_DEPTH = 2;
@@ -74,6 +75,12 @@ export interface SessionHost {
   sessionClosed(session: PeerSession, error: unknown): void;
   /** Clock in ms. */
   now(): number;
+  /** Our raw info dictionary, served to peers over `ut_metadata` (BEP 9). */
+  readonly infoBytes?: Uint8Array;
+  /** Our TCP listen port, announced as `p` in the extension handshake. */
+  readonly listenPort?: number;
+  /** Handlers for extension traffic (PEX, metadata fetching). */
+  readonly extensionHooks?: ExtensionHooks<PeerSession>;
 }
 
 /** Options for {@linkcode PeerSession}. */
@@ -105,7 +112,6 @@ export interface PeerSessionStats {
 
 const BLOCKS_PER_PIECE_KEY = 131072; // 2 GiB / 16 KiB, the largest piece length accepted
 const MAX_LATE_BLOCKS = 4096;
-const EXTENDED_HANDSHAKE_ID = 0;
 const SLOW_START_MS = 2_000;
 
 /** Key of a 16 KiB-aligned block; unaligned offsets give a non-integer key that matches nothing. */
@@ -155,6 +161,8 @@ export class PeerSession {
   readonly #snubTimeoutMs: number;
   readonly #clientName: string;
   readonly #pieceCount: number;
+  /** BEP 10 state, when both sides speak the extension protocol. */
+  readonly #extensions: SessionExtensions | undefined;
 
   #amChoking = true;
   #amInterested = false;
@@ -223,6 +231,14 @@ export class PeerSession {
     this.#lastTick = host.now();
     this.#startedAt = this.#lastTick;
     this.#requestable = host.requestable(this.#field);
+    this.#extensions = this.#extended
+      ? new SessionExtensions({
+        clientName: this.#clientName,
+        reqq: MAX_QUEUED_UPLOADS,
+        ...(host.infoBytes ? { infoBytes: host.infoBytes } : {}),
+        ...(host.listenPort ? { port: host.listenPort } : {}),
+      })
+      : undefined;
   }
 
   /** The peer's address. */
@@ -301,6 +317,26 @@ export class PeerSession {
     return this.#requests.has(blockKey(index, begin));
   }
 
+  /** The peer's latest extension handshake (BEP 10), if one arrived. */
+  get remoteExtensions(): ExtensionHandshake | undefined {
+    return this.#extensions?.remoteHandshake;
+  }
+
+  /**
+   * Sends an extension message (BEP 10) with the id the peer assigned to
+   * extension `name`, e.g. `ut_pex`.
+   *
+   * @param name The extension name.
+   * @param payload The extension message payload.
+   * @returns `false` if the peer did not announce the extension (nothing sent).
+   */
+  sendExtension(name: string, payload: Uint8Array): boolean {
+    const message = this.#extensions?.message(name, payload);
+    if (!message || this.#closed) return false;
+    this.#queue(message);
+    return true;
+  }
+
   /**
    * Sends our availability (and the BEP 10 handshake), then reads the
    * peer's messages until the connection ends.
@@ -314,13 +350,7 @@ export class PeerSession {
     if (this.#fast && have.count === 0) this.#queue({ type: "have-none" });
     else if (this.#fast && have.isComplete) this.#queue({ type: "have-all" });
     else if (have.count > 0) this.#queue({ type: "bitfield", bitfield: have.toBytes() });
-    if (this.#extended) {
-      this.#queue({
-        type: "extended",
-        id: EXTENDED_HANDSHAKE_ID,
-        payload: encode({ m: {}, reqq: MAX_QUEUED_UPLOADS, v: this.#clientName }),
-      });
-    }
+    if (this.#extensions) this.#queue(this.#extensions.handshake());
     this.#ended = this.#readLoop();
     return this.#ended;
   }
@@ -544,8 +574,7 @@ export class PeerSession {
         this.#requireFast(message.type);
         return this.#checkIndex(message.index, message.type);
       case "extended":
-        if (message.id === EXTENDED_HANDSHAKE_ID) this.#onExtendedHandshake(message.payload);
-        return;
+        return this.#onExtended(message.id, message.payload);
       case "port":
       case "unknown":
         return;
@@ -685,24 +714,26 @@ export class PeerSession {
     );
   }
 
-  #onExtendedHandshake(payload: Uint8Array): void {
-    let dict;
+  #onExtended(id: number, payload: Uint8Array): void {
+    const extensions = this.#extensions;
+    if (!extensions) return; // not negotiated: ignored, as unknown messages are
+    let receipt;
     try {
-      dict = decode(payload, { allowUnsortedKeys: true });
+      receipt = extensions.receive(id, payload);
     } catch (error) {
       throw new PeerProtocolError(
-        `Invalid extension handshake from ${this.#where()}: ${(error as Error).message}`,
+        `Invalid extended message from ${this.#where()}: ${(error as Error).message}`,
         { cause: error },
       );
     }
-    if (!isDict(dict)) {
-      throw new PeerProtocolError(
-        `Invalid extension handshake from ${this.#where()}: not a dictionary`,
-      );
-    }
-    const reqq = dict.reqq;
-    if (typeof reqq === "number" && reqq > 0) {
-      this.#peerReqq = Math.max(MIN_QUEUE_DEPTH, reqq);
+    for (const reply of receipt.replies) this.#queue(reply);
+    const hooks = this.#host.extensionHooks;
+    if (receipt.handshake) {
+      const reqq = receipt.handshake.reqq;
+      if (reqq !== undefined && reqq > 0) this.#peerReqq = Math.max(MIN_QUEUE_DEPTH, reqq);
+      hooks?.onHandshake?.(this, receipt.handshake);
+    } else if (receipt.name !== undefined && receipt.replies.length === 0) {
+      hooks?.onMessage?.(this, receipt.name, payload);
     }
   }
 

@@ -10,6 +10,7 @@ import { generatePeerId } from "../peer/handshake.ts";
 import { Bitfield, type BlockRequest, PiecePicker } from "../piece/mod.ts";
 import type { Storage } from "../storage/mod.ts";
 import { Choker } from "./choker.ts";
+import type { ExtensionHooks } from "./extensions.ts";
 import { DEFAULT_RESERVED, type PeerListener } from "./listener.ts";
 import { PeerPool } from "./peer_pool.ts";
 import { PieceBuffer } from "./piece_buffer.ts";
@@ -27,6 +28,8 @@ export interface TorrentInfo {
   totalLength: number;
   /** Concatenated 20-byte piece hashes. */
   pieceHashes: Uint8Array;
+  /** The raw info dictionary; when given, it is served to peers over `ut_metadata` (BEP 9). */
+  infoBytes?: Uint8Array;
 }
 
 /** Options for {@linkcode Torrent}. */
@@ -47,6 +50,14 @@ export interface TorrentOptions {
   wantedPieces?: readonly number[];
   /** Upload slots; defaults to 4. */
   uploadSlots?: number;
+  /** Period of the regular rechoke (BEP 3 choking), in ms; defaults to 10 s. */
+  rechokeIntervalMs?: number;
+  /** Period of the optimistic unchoke rotation, in ms; defaults to 30 s. */
+  optimisticIntervalMs?: number;
+  /** How upload slots are given while seeding; defaults to `"round-robin"` (see {@linkcode Choker}). */
+  seedChoking?: "round-robin" | "fastest";
+  /** Handlers for BEP 10 extension traffic (PEX, metadata fetching). */
+  extensionHooks?: ExtensionHooks<PeerSession>;
   /** Cap on bytes of unverified pieces in memory; defaults to 64 MiB. */
   maxBufferedBytes?: number;
   /** No block for this long while requests are outstanding marks a peer snubbed; 30 s default. */
@@ -160,6 +171,7 @@ export class Torrent implements AsyncDisposable {
   readonly #snubTimeoutMs: number | undefined;
   readonly #maxStrikes: number;
   readonly #onEvent: ((event: TorrentEvent) => void) | undefined;
+  readonly #extensionHooks: ExtensionHooks<PeerSession> | undefined;
   readonly #listeners = new Set<(event: TorrentEvent) => void>();
 
   readonly #have: Bitfield;
@@ -216,6 +228,7 @@ export class Torrent implements AsyncDisposable {
     this.#snubTimeoutMs = options.snubTimeoutMs;
     this.#maxStrikes = options.maxStrikes ?? 3;
     this.#onEvent = options.onEvent;
+    this.#extensionHooks = options.extensionHooks;
     this.#signal = options.signal;
     const random = options.random ?? Math.random;
 
@@ -256,6 +269,13 @@ export class Torrent implements AsyncDisposable {
       now: this.#now,
       random,
       ...(options.uploadSlots === undefined ? {} : { slots: options.uploadSlots }),
+      ...(options.rechokeIntervalMs === undefined
+        ? {}
+        : { rechokeIntervalMs: options.rechokeIntervalMs }),
+      ...(options.optimisticIntervalMs === undefined
+        ? {}
+        : { optimisticIntervalMs: options.optimisticIntervalMs }),
+      ...(options.seedChoking === undefined ? {} : { seedChoking: options.seedChoking }),
     });
     this.#buffer = new PieceBuffer<PeerSession>(info, {
       storage: options.storage,
@@ -570,6 +590,9 @@ export class Torrent implements AsyncDisposable {
         if (session.isSeed && this.#have.isComplete) session.close();
       },
       sessionClosed: (session, reason) => this.#sessionClosed(session, reason),
+      ...(info.infoBytes ? { infoBytes: info.infoBytes } : {}),
+      ...(this.#listener ? { listenPort: this.#listener.port } : {}),
+      ...(this.#extensionHooks ? { extensionHooks: this.#extensionHooks } : {}),
     };
   }
 
