@@ -18,3 +18,5 @@ export * from "./torrent_file.ts";
 export * from "./download_piece.ts";
 export * from "./download.ts";
 export * from "./demo.ts";
+export * from "./magnet.ts";
+export * from "./peer_sources.ts";
