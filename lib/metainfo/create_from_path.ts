@@ -5,6 +5,8 @@ import { pathComponentProblem } from "./_path.ts";
 import { choosePieceLength, type CreatedTorrent } from "./create.ts";
 import { MAX_PIECE_LENGTH, parseMetainfo } from "./metainfo.ts";
 
+export type { CreatedTorrent } from "./create.ts";
+
 const HASH_LENGTH = 20;
 /** Torrent bytes handed to a hashing worker at a time (rounded to whole pieces). */
 const JOB_BYTES = 8 * 1024 * 1024;
