@@ -65,7 +65,16 @@ function encodeInto(value: BencodeEncodable, push: (b: Uint8Array) => void, dept
   } else if (value instanceof Map || (typeof value === "object" && value !== null)) {
     const entries: [Uint8Array, BencodeEncodable][] = [];
     const source = value instanceof Map ? value.entries() : Object.entries(value);
-    for (const [key, item] of source as Iterable<[string, BencodeEncodable | undefined]>) {
+    for (const [key, item] of source as Iterable<[unknown, BencodeEncodable | undefined]>) {
+      if (typeof key !== "string") {
+        throw new TypeError(`Cannot encode bencode dictionary: key ${String(key)} is not a string`);
+      }
+      if (!key.isWellFormed()) {
+        // A lone surrogate would be written as U+FFFD, so two distinct keys could collide.
+        throw new TypeError(
+          `Cannot encode bencode dictionary: key ${JSON.stringify(key)} is not well-formed UTF-16`,
+        );
+      }
       if (item !== undefined) entries.push([utf8.encode(key), item]);
     }
     entries.sort((a, b) => compareBytes(a[0], b[0]));

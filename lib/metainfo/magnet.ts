@@ -228,8 +228,10 @@ function decodeBase32(text: string): Uint8Array {
   let bits = 0;
   let value = 0;
   let index = 0;
+  // Check the alphabet before case mapping: toUpperCase() turns "ß" into "SS", "ı" into "I".
+  const valid = /^[A-Za-z2-7]{32}$/.test(text);
   for (const char of text.toUpperCase()) {
-    const digit = BASE32_ALPHABET.indexOf(char);
+    const digit = valid ? BASE32_ALPHABET.indexOf(char) : -1;
     if (digit === -1) {
       throw new MagnetError(
         `Invalid magnet link: info hash has a character that is not base32: ${

@@ -190,9 +190,10 @@ export function parseAnnounceResponse(body: Uint8Array): AnnounceResponse {
   }
   const failure = dict["failure reason"];
   if (failure !== undefined) {
-    throw new TrackerFailureError(
-      failure instanceof Uint8Array ? lenientText.decode(failure) : String(failure),
-    );
+    if (!(failure instanceof Uint8Array)) {
+      throw new TrackerError("Cannot parse tracker response: failure reason is not a string");
+    }
+    throw new TrackerFailureError(lenientText.decode(failure));
   }
   try {
     const response: AnnounceResponse = {

@@ -61,23 +61,23 @@ export const TRICKY_STRINGS: readonly string[] = [
  */
 export const KNOWN_BUGS = {
   /** lib/bencode: a dictionary key starting with U+FEFF (bytes EF BB BF) loses it on decode. */
-  bomKey: true,
+  bomKey: false,
   /** lib/metainfo: names and path components starting with U+FEFF lose it (TextDecoder BOM). */
-  bomText: true,
+  bomText: false,
   /**
    * lib/bencode encode(): distinct keys that map to the same bytes (lone surrogates, or Map
    * keys that are not strings, like `1` and `"1"`) are written as duplicate keys.
    */
-  duplicateKeysOnEncode: true,
+  duplicateKeysOnEncode: false,
   /** lib/storage/path.ts: resolveInside() rejects a safe component that starts with "..". */
-  dotDotPrefix: true,
+  dotDotPrefix: false,
   /** lib/metainfo/magnet.ts: base32 info hashes accept "ß", "ı", "ſ", "ﬀ" (case mapping). */
-  magnetBase32CaseMapping: true,
+  magnetBase32CaseMapping: false,
   /**
    * lib/tracker/http_codec.ts: a `failure reason` that is a dictionary (or a list holding one)
    * makes parseAnnounceResponse() throw a bare TypeError from String(value).
    */
-  failureReasonObject: true,
+  failureReasonObject: false,
 } as const;
 
 /** True if a key would hit the {@linkcode KNOWN_BUGS.bomKey} bug. */
