@@ -220,7 +220,6 @@ async function runDownload(values: Values, [path]: string[], signal: AbortSignal
   const peers = peerArguments(values, usage);
   const port = integerOption(values.port, "--port", usage, 0, 65535);
   const maxConnections = integerOption(values["max-connections"], "--max-connections", usage, 1);
-  const out = typeof values.output === "string" ? values.output : metainfo.name;
   const reporter = values.quiet ? undefined : new ProgressReporter(
     values.json ? Deno.stdout : Deno.stderr,
     {
@@ -229,8 +228,17 @@ async function runDownload(values: Values, [path]: string[], signal: AbortSignal
       width: () => Deno.stderr.isTerminal() ? Deno.consoleSize().columns : 80,
     },
   );
+  // One warning per tracker and message: a dead tracker retried for hours says so once.
+  const warned = new Set<string>();
+  const onTrackerError = (url: string, error: Error) => {
+    const line = `warning: ${error.message}`;
+    if (warned.has(`${url} ${line}`)) return;
+    warned.add(`${url} ${line}`);
+    reporter?.clear();
+    console.error(line);
+  };
   const result = await downloadTorrent(metainfo, {
-    out,
+    ...(typeof values.output === "string" ? { out: values.output } : {}),
     peers,
     signal,
     useTrackers: !values["no-trackers"],
@@ -238,15 +246,16 @@ async function runDownload(values: Values, [path]: string[], signal: AbortSignal
     ...(port !== undefined ? { port } : {}),
     ...(maxConnections !== undefined ? { maxConnections } : {}),
     ...(reporter ? { onProgress: (progress) => reporter.update(progressStats(progress)) } : {}),
+    ...(reporter ? { onTrackerError } : {}),
   });
   reporter?.finish(progressStats(result.progress));
   if (!result.complete) {
     throw new Error(
       `Stopped with ${result.progress.piecesHave} of ${metainfo.pieceCount} pieces verified ` +
-        `in "${out}": run the same command again to resume`,
+        `in "${result.out}": run the same command again to resume`,
     );
   }
-  if (!values.json) console.log(`Downloaded ${path} to ${out}.`);
+  if (!values.json) console.log(`Downloaded ${path} to ${result.out}.`);
 }
 
 function progressStats(progress: DownloadProgress): ProgressStats {

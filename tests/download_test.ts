@@ -272,7 +272,7 @@ Deno.test("download over a UDP tracker sends started, completed and stopped", as
 
 Deno.test("download fails over from a dead first tier to the next tiers", async () => {
   // A port nothing listens on: connection refused.
-  const dead = await (async () => {
+  const dead = (() => {
     const listener = Deno.listen({ hostname: LOOPBACK, port: 0 });
     const port = listener.addr.port;
     listener.close();
@@ -294,4 +294,385 @@ Deno.test("download fails over from a dead first tier to the next tiers", async 
   } finally {
     await Deno.remove(fixture.dir, { recursive: true });
   }
+});
+
+/** Runs `downloadTorrent` in process into `<dir>/out`, collecting engine events. */
+async function downloadInProcess(
+  fixture: Fixture,
+  options: Parameters<typeof downloadTorrent>[1] = {},
+) {
+  const events: TorrentEvent[] = [];
+  const out = `${fixture.dir}/out`;
+  const result = await downloadTorrent(fixture.metainfo, {
+    out,
+    port: 0,
+    hostname: LOOPBACK,
+    useTrackers: false,
+    onEvent: (event) => events.push(event),
+    ...options,
+  });
+  return { result, events, out };
+}
+
+function scriptedTorrent(metainfo: Metainfo) {
+  const { infoHash, pieceLength, pieceCount, totalLength } = metainfo;
+  return { infoHash, pieceLength, pieceCount, totalLength };
+}
+
+Deno.test("downloadTorrent re-fetches pieces a corrupting peer sent and bans it", async () => {
+  const fixture = await singleFile(40 * 16384, 16384);
+  try {
+    // It unchokes at once, so it gets requests before the honest seeder does.
+    await using liar = new ScriptedSeeder({
+      torrent: scriptedTorrent(fixture.metainfo),
+      data: fixture.data,
+      corruptPieces: [...Array(fixture.metainfo.pieceCount).keys()],
+    });
+    await using honest = await seed(fixture);
+    const { result, events, out } = await downloadInProcess(fixture, {
+      peers: [liar.address, { host: LOOPBACK, port: honest.port }],
+    });
+    assert.equal(result.complete, true);
+    await assertOutput(fixture, out);
+    assert.ok(liar.blocksServed > 0, "the liar served blocks");
+    assert.ok(events.some((e) => e.type === "piece-failed"));
+    const bans = events.filter((e) => e.type === "peer-banned");
+    assert.equal(bans.length, 1);
+    assert.equal(bans[0]!.type === "peer-banned" && bans[0]!.address.port, liar.port);
+  } finally {
+    await Deno.remove(fixture.dir, { recursive: true });
+  }
+});
+
+Deno.test("downloadTorrent completes when a peer drops the connection mid-piece", async () => {
+  // 64 KiB pieces of four blocks: the drop after three blocks leaves a piece half done.
+  const fixture = await singleFile(10 * 65536 - 5000, 65536);
+  try {
+    await using dropper = new ScriptedSeeder({
+      torrent: scriptedTorrent(fixture.metainfo),
+      data: fixture.data,
+      dropAfterBlocks: 3,
+    });
+    await using honest = await seed(fixture);
+    const { result, events, out } = await downloadInProcess(fixture, {
+      peers: [dropper.address, { host: LOOPBACK, port: honest.port }],
+    });
+    assert.equal(result.complete, true);
+    await assertOutput(fixture, out);
+    assert.ok(dropper.blocksServed >= 3);
+    assert.ok(
+      events.some((e) => e.type === "peer-disconnected" && e.address.port === dropper.port),
+    );
+    assert.ok(!events.some((e) => e.type === "piece-failed"));
+  } finally {
+    await Deno.remove(fixture.dir, { recursive: true });
+  }
+});
+
+Deno.test("downloadTorrent completes from a lone peer that chokes mid-transfer", async () => {
+  const fixture = await singleFile(12 * 16384, 16384);
+  try {
+    await using choker = new ScriptedSeeder({
+      torrent: scriptedTorrent(fixture.metainfo),
+      data: fixture.data,
+      chokeAfterBlocks: 4,
+      unchokeAfterMs: 300,
+    });
+    const { result, out } = await downloadInProcess(fixture, { peers: [choker.address] });
+    assert.equal(result.complete, true);
+    await assertOutput(fixture, out);
+    // Requests dropped by the choke were sent again after the unchoke.
+    assert.ok(choker.requests.length > fixture.metainfo.pieceCount, choker.requests.join());
+    assert.equal(choker.connections, 1);
+  } finally {
+    await Deno.remove(fixture.dir, { recursive: true });
+  }
+});
+
+Deno.test("downloadTorrent completes past a silent peer that never answers requests", async () => {
+  const fixture = await singleFile(24 * 16384, 16384);
+  try {
+    await using silent = new ScriptedSeeder({
+      torrent: scriptedTorrent(fixture.metainfo),
+      data: fixture.data,
+      silent: true,
+    });
+    await using honest = await seed(fixture);
+    const started = performance.now();
+    const { result, out } = await downloadInProcess(fixture, {
+      peers: [silent.address, { host: LOOPBACK, port: honest.port }],
+    });
+    assert.equal(result.complete, true);
+    await assertOutput(fixture, out);
+    assert.ok(silent.requests.length > 0, "the silent peer held requests");
+    assert.ok(performance.now() - started < 10_000, "not stuck on the silent peer");
+  } finally {
+    await Deno.remove(fixture.dir, { recursive: true });
+  }
+});
+
+Deno.test("downloadTorrent re-announces at the tracker's interval and uses the new peers", async () => {
+  await using tracker = await startHttpTracker({ interval: 1 });
+  const fixture = await singleFile(8 * 16384, 16384, tracker.url);
+  try {
+    await using seeder = await seed(fixture);
+    // The first answer has no peers; the seeder shows up for the re-announce.
+    tracker.setResponse((announce) => {
+      if (announce.event !== "started") {
+        tracker.setPeers(fixture.metainfo.infoHash, [{ host: LOOPBACK, port: seeder.port }]);
+      }
+      return { swarm: true };
+    });
+    const started = performance.now();
+    const { result, out } = await downloadInProcess(fixture, {
+      useTrackers: true,
+      minAnnounceIntervalMs: 0,
+    });
+    assert.equal(result.complete, true);
+    await assertOutput(fixture, out);
+    assert.ok(performance.now() - started >= 900, "waited for the interval");
+    assert.deepEqual(eventsOf(tracker), ["started", "", "completed", "stopped"]);
+  } finally {
+    await Deno.remove(fixture.dir, { recursive: true });
+  }
+});
+
+/** Waits until `condition()` holds, polling every 20 ms, for at most `ms`. */
+async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!condition()) {
+    if (performance.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+Deno.test("download stopped by SIGINT keeps its data and resume file; a re-run fetches only the rest", async () => {
+  await using tracker = await startHttpTracker();
+  const fixture = await singleFile(10 * 16384 - 1234, 16384, tracker.url);
+  const pieceLength = fixture.metainfo.pieceLength;
+  try {
+    const out = `${fixture.dir}/out.bin`;
+    const args = ["download", "-o", out, "--port", "0", fixture.torrentPath];
+    {
+      // A peer with the first six pieces only: the download stalls at 6 of 10.
+      await using partial = await seed(fixture, [0, 1, 2, 3, 4, 5]);
+      tracker.setPeers(fixture.metainfo.infoHash, [{ host: LOOPBACK, port: partial.port }]);
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", CLI, ...args],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).spawn();
+      try {
+        await waitFor(
+          () => partial.torrent.stats().uploaded >= 6 * pieceLength,
+          10_000,
+          "six pieces served",
+        );
+      } finally {
+        // Leaves the last block a moment to be verified and written, then interrupts.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        child.kill("SIGINT");
+      }
+      const output = await child.output();
+      const result = {
+        code: output.code,
+        stdout: new TextDecoder().decode(output.stdout),
+        stderr: new TextDecoder().decode(output.stderr),
+      };
+      assertOneLineError(
+        result,
+        1,
+        /^error: Stopped with 6 of 10 pieces verified in ".*out\.bin": run the same command again to resume$/,
+      );
+      assert.equal(result.stdout, "");
+      assert.deepEqual(eventsOf(tracker), ["started", "stopped"]);
+      assert.ok((await Deno.stat(`${fixture.dir}/.out.bin.dtresume`)).isFile);
+      const partialBytes = await Deno.readFile(out);
+      assert.deepEqual(
+        partialBytes.subarray(0, 6 * pieceLength),
+        fixture.data.subarray(0, 6 * pieceLength),
+      );
+    }
+
+    await using full = await seed(fixture);
+    tracker.setPeers(fixture.metainfo.infoHash, [{ host: LOOPBACK, port: full.port }]);
+    const result = await runCli(args);
+    assert.equal(result.code, 0, result.stderr);
+    await assertOutput(fixture, out);
+    assert.equal(full.torrent.stats().uploaded, fixture.data.length - 6 * pieceLength);
+    assert.deepEqual(eventsOf(tracker).slice(2), ["started", "completed", "stopped"]);
+    assert.equal(tracker.announces[2]!.left, fixture.data.length - 6 * pieceLength);
+
+    // A third run has nothing to fetch: it finishes from the resume file at once.
+    const again = await runCli([
+      "download",
+      "-q",
+      "--no-trackers",
+      "-o",
+      out,
+      "--port",
+      "0",
+      fixture.torrentPath,
+    ]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(full.torrent.stats().uploaded, fixture.data.length - 6 * pieceLength);
+    await assertOutput(fixture, out);
+  } finally {
+    await Deno.remove(fixture.dir, { recursive: true });
+  }
+});
+
+Deno.test("download rechecks a partial output without a resume file and fetches only what is missing", async () => {
+  const fixture = await singleFile(10 * 16384, 16384);
+  const pieceLength = fixture.metainfo.pieceLength;
+  try {
+    // Pieces 0-4 present, but one byte of piece 2 is wrong; 5-9 absent (file shorter).
+    const present = fixture.data.slice(0, 5 * pieceLength);
+    present[2 * pieceLength + 77]! ^= 1;
+    const out = `${fixture.dir}/out.bin`;
+    await Deno.writeFile(out, present);
+    await using seeder = new ScriptedSeeder({
+      torrent: scriptedTorrent(fixture.metainfo),
+      data: fixture.data,
+    });
+    const result = await runCli([
+      "download",
+      "-q",
+      "-o",
+      out,
+      "--port",
+      "0",
+      "--peer",
+      `${LOOPBACK}:${seeder.port}`,
+      fixture.torrentPath,
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    await assertOutput(fixture, out);
+    const pieces = [...new Set(seeder.requests.map((r) => Number(r.split(":")[0])))].sort((a, b) =>
+      a - b
+    );
+    assert.deepEqual(pieces, [2, 5, 6, 7, 8, 9]);
+  } finally {
+    await Deno.remove(fixture.dir, { recursive: true });
+  }
+});
+
+/** Every path under `dir`, relative, sorted (directories end in "/"). */
+async function tree(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for await (const entry of Deno.readDir(`${dir}/${prefix}`)) {
+    const path = `${prefix}${entry.name}`;
+    if (entry.isDirectory) out.push(`${path}/`, ...await tree(dir, `${path}/`));
+    else out.push(path);
+  }
+  return out.sort();
+}
+
+/** A raw v1 torrent of `files` (paths as given, unchecked) with correct piece hashes. */
+async function rawTorrent(
+  name: string,
+  files: { path: string[]; data: Uint8Array }[],
+  pieceLength: number,
+): Promise<{ torrent: Uint8Array; data: Uint8Array }> {
+  const data = new Uint8Array(files.reduce((n, f) => n + f.data.length, 0));
+  let at = 0;
+  for (const file of files) {
+    data.set(file.data, at);
+    at += file.data.length;
+  }
+  const hashes = new Uint8Array(Math.ceil(data.length / pieceLength) * 20);
+  for (let i = 0; i * pieceLength < data.length; i++) {
+    const piece = data.subarray(i * pieceLength, (i + 1) * pieceLength);
+    hashes.set(new Uint8Array(await crypto.subtle.digest("SHA-1", piece)), i * 20);
+  }
+  const torrent = encode({
+    info: {
+      name,
+      "piece length": pieceLength,
+      pieces: hashes,
+      files: files.map((file) => ({ length: file.data.length, path: file.path })),
+    },
+  });
+  return { torrent, data };
+}
+
+Deno.test("download never writes outside the output directory", async (t) => {
+  await t.step("paths parseMetainfo rejects fail with one line and write nothing", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "dt-download-" });
+    try {
+      await Deno.mkdir(`${dir}/work`);
+      const cases: [string, string[]][] = [
+        ["top", ["..", "..", "evil.txt"]],
+        ["top", ["/etc", "evil.txt"]],
+        ["top", ["sub/../../evil.txt"]],
+        ["..", ["evil.txt"]],
+        ["../evil", ["x"]],
+      ];
+      for (const [name, path] of cases) {
+        const { torrent } = await rawTorrent(name, [{ path, data: new Uint8Array(3) }], 16);
+        await Deno.writeFile(`${dir}/work/t.torrent`, torrent);
+        const result = await runCli(
+          ["download", "-q", "--no-trackers", "--port", "0", "t.torrent"],
+          {
+            cwd: `${dir}/work`,
+          },
+        );
+        assertOneLineError(
+          result,
+          1,
+          /^error: Invalid torrent: info\.(name|files\[0\]\.path\[\d\]) /,
+        );
+        assert.deepEqual(await tree(dir), ["work/", "work/t.torrent"]);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+
+  await t.step("names that reach the sanitiser land inside the output", async () => {
+    const dir = await Deno.makeTempDir({ prefix: "dt-download-" });
+    try {
+      await Deno.mkdir(`${dir}/work`);
+      const files = [
+        { path: ["..foo"], data: deterministicBytes(10, 1) },
+        { path: ["a:b"], data: deterministicBytes(5, 2) },
+        { path: ["x\u0001y", "CON"], data: deterministicBytes(7, 3) },
+        { path: ["trail. "], data: new Uint8Array(0) },
+        { path: ["...", "~"], data: deterministicBytes(3, 4) },
+      ];
+      const { torrent, data } = await rawTorrent("...", files, 8);
+      await Deno.writeFile(`${dir}/work/t.torrent`, torrent);
+      const metainfo = parseMetainfo(torrent);
+      const storage = new MemoryStorage(data.length);
+      await storage.write(0, data);
+      await using seeder = await serveTorrent({ metainfo, storage, hostname: LOOPBACK });
+      const result = await runCli(
+        ["download", "-q", "--no-trackers", "--port", "0", ...peerArg(seeder.port), "t.torrent"],
+        { cwd: `${dir}/work` },
+      );
+      assert.equal(result.code, 0, result.stderr);
+      // The name "..." has only trailing dots: it becomes "_".
+      assert.equal(result.stdout, "Downloaded t.torrent to _.\n");
+      assert.deepEqual(await tree(dir), [
+        "work/",
+        "work/._.dtresume",
+        "work/_/",
+        "work/_/..foo",
+        "work/_/_/",
+        "work/_/_/~",
+        "work/_/a_b",
+        "work/_/trail",
+        "work/_/x_y/",
+        "work/_/x_y/CON_",
+        "work/t.torrent",
+      ]);
+      assert.deepEqual(await Deno.readFile(`${dir}/work/_/..foo`), files[0]!.data);
+      assert.deepEqual(await Deno.readFile(`${dir}/work/_/x_y/CON_`), files[2]!.data);
+      assert.equal((await Deno.stat(`${dir}/work/_/trail`)).size, 0);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
 });

@@ -1,6 +1,6 @@
 import type { Metainfo } from "../metainfo/mod.ts";
 import type { PeerAddress } from "../peer/address.ts";
-import { FsStorage } from "../storage/mod.ts";
+import { FsStorage, safePathComponents } from "../storage/mod.ts";
 import { Announcer } from "../torrent/announcer.ts";
 import { Bitfield } from "../piece/mod.ts";
 import {
@@ -33,12 +33,26 @@ export interface DownloadOptions {
   seed?: boolean;
   /** Milliseconds between resume-file saves (default 30000). */
   resumeIntervalMs?: number;
+  /**
+   * Floor for the trackers' re-announce interval, in ms (default 30000). Trackers' own
+   * `interval` and `min interval` are honoured above it.
+   */
+  minAnnounceIntervalMs?: number;
+  /** Called when an announce to a tracker fails (the announcer fails over and retries). */
+  onTrackerError?: (url: string, error: Error) => void;
   /** Called about once a second, and at the end, with the torrent's counters. */
   onProgress?: (progress: DownloadProgress) => void;
   /** Called for every engine event (pieces, peers). */
   onEvent?: (event: TorrentEvent) => void;
   /** Called while the data already on disk is checked at start. */
   onCheck?: (progress: RecheckProgress) => void;
+  /**
+   * Another source of peers, such as the DHT: called once we listen, with our port; its
+   * batches are dialled until the download ends, when `signal` aborts (errors go to `onEvent`).
+   */
+  peerSource?: (
+    context: { port: number; signal: AbortSignal },
+  ) => AsyncIterable<readonly PeerAddress[]>;
   /** Stops the download cleanly: verified data and the resume file are kept. */
   signal?: AbortSignal;
 }
@@ -76,7 +90,8 @@ const PROGRESS_INTERVAL_MS = 1_000;
  * sizes and mtimes match, otherwise the data present is rechecked.
  *
  * @param metainfo The torrent.
- * @param options Output path, peers, port, seeding and progress callbacks.
+ * @param options Output path (default: the torrent's name, sanitised, in the current
+ * directory), peers, port, seeding and progress callbacks.
  * @returns Where the data went and whether it is complete.
  * @throws {Error} When the output cannot be created (the message names the path).
  *
@@ -111,7 +126,8 @@ export async function downloadTorrent(
   options: DownloadOptions = {},
 ): Promise<DownloadResult> {
   const started = performance.now();
-  const out = options.out ?? metainfo.name;
+  // The torrent's name is untrusted: as a default output it must stay a plain name here.
+  const out = options.out ?? safePathComponents([metainfo.name])[0]!;
   options.signal?.throwIfAborted();
 
   const storage = await openStorage(metainfo, out);
@@ -170,6 +186,10 @@ async function run(
         return { uploaded: stats.uploaded, downloaded: stats.downloaded, left: stats.left };
       },
       onPeers: (peers) => torrent.addPeers(peers),
+      ...(options.onTrackerError ? { onError: options.onTrackerError } : {}),
+      ...(options.minAnnounceIntervalMs !== undefined
+        ? { minAnnounceIntervalMs: options.minAnnounceIntervalMs }
+        : {}),
     });
 
   let saving: Promise<void> = Promise.resolve();
@@ -197,9 +217,20 @@ async function run(
     saveResume().catch((error) => options.onEvent?.({ type: "error", error }));
   }, options.resumeIntervalMs ?? RESUME_INTERVAL_MS);
 
+  const stopSource = new AbortController();
+  let sourcing: Promise<void> | undefined;
   try {
     torrent.start();
     if (options.peers) torrent.addPeers(options.peers);
+    if (options.peerSource) {
+      sourcing = pumpPeers(
+        options.peerSource,
+        listener.port,
+        torrent,
+        stopSource.signal,
+        options.onEvent,
+      );
+    }
     announcer?.start();
     await Promise.race([torrent.done, stopped.promise]);
     if (torrent.isDone) {
@@ -211,12 +242,30 @@ async function run(
     clearInterval(progressTimer);
     clearInterval(resumeTimer);
     signal?.removeEventListener("abort", onAbort);
+    stopSource.abort();
+    await sourcing;
     await torrent.close();
     await Promise.all([announcer?.stop(), saveResume()]);
   }
   const final = progress();
   options.onProgress?.(final);
   return { out, complete: final.complete, progress: final };
+}
+
+/** Dials the peers of a download's `peerSource` until `signal` aborts. */
+async function pumpPeers(
+  source: NonNullable<DownloadOptions["peerSource"]>,
+  port: number,
+  torrent: Torrent,
+  signal: AbortSignal,
+  onEvent: DownloadOptions["onEvent"],
+): Promise<void> {
+  try {
+    for await (const batch of source({ port, signal })) torrent.addPeers(batch);
+  } catch (error) {
+    // A failed source costs only its peers; the trackers and the others carry on.
+    if (!signal.aborted) onEvent?.({ type: "error", error });
+  }
 }
 
 async function openStorage(metainfo: Metainfo, out: string): Promise<FsStorage> {
