@@ -103,7 +103,7 @@ const PROGRESS_INTERVAL_MS = 1_000;
  * import { serveTorrent } from "../torrent/mod.ts";
  * import { downloadTorrent } from "./download.ts";
  *
- * const data = crypto.getRandomValues(new Uint8Array(100_000));
+ * const data = crypto.getRandomValues(new Uint8Array(60_000));
  * const { metainfo } = await createTorrent({ name: "x.bin", data }, { pieceLength: 16384 });
  * const source = new MemoryStorage(data.length);
  * await source.write(0, data);
