@@ -20,3 +20,5 @@ export * from "./download.ts";
 export * from "./demo.ts";
 export * from "./magnet.ts";
 export * from "./peer_sources.ts";
+export * from "./seed.ts";
+export * from "./create.ts";

@@ -86,3 +86,10 @@ export {
   saveResumeData,
 } from "./resume.ts";
 export * from "./progress.ts";
+export {
+  type ExtensionHooks,
+  type ExtensionPeer,
+  type ExtensionReceipt,
+  SessionExtensions,
+  type SessionExtensionsOptions,
+} from "./extensions.ts";
