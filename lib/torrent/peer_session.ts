@@ -131,6 +131,13 @@ interface PendingRead {
   result: Promise<{ bytes: Uint8Array } | { error: unknown }>;
 }
 
+/**
+ * Control-message writes (requests, rejects, `have`) a session keeps in flight. More means the
+ * peer does not read what we send while it keeps talking, e.g. a request flood answered with
+ * rejects: it is closed rather than buffered without limit.
+ */
+const MAX_WRITES_IN_FLIGHT = 1024;
+
 /** Storage reads a serving session keeps in flight. */
 const READ_AHEAD = 4;
 
@@ -195,6 +202,7 @@ export class PeerSession {
 
   #outbox: PeerMessage[] = [];
   #flushScheduled = false;
+  #writesInFlight = 0;
 
   #downloaded = 0;
   #uploaded = 0;
@@ -873,7 +881,19 @@ export class PeerSession {
   #flush(): void {
     this.#flushScheduled = false;
     if (this.#closed || this.#outbox.length === 0) return;
-    this.#conn.send(this.#takeOutbox()).catch((error) => this.close(error));
+    if (this.#writesInFlight >= MAX_WRITES_IN_FLIGHT) {
+      this.close(
+        new PeerProtocolError(
+          `Peer ${this.#where()} does not read: ${this.#writesInFlight} writes are waiting`,
+        ),
+      );
+      return;
+    }
+    this.#writesInFlight++;
+    this.#conn.send(this.#takeOutbox()).then(
+      () => this.#writesInFlight--,
+      (error) => this.close(error),
+    );
   }
 
   // --- helpers ---
