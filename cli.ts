@@ -8,20 +8,26 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import denoJson from "./deno.json" with { type: "json" };
 import {
   decode,
+  DEFAULT_DHT_BOOTSTRAP,
+  DhtPeerSource,
   downloadPiece,
   type DownloadProgress,
   downloadTorrent,
   findPeers,
   formatPeerAddress,
   handshakePeer,
+  magnetHandshake,
   type Metainfo,
+  parseMagnet,
   parsePeerAddress,
   type PeerAddress,
   ProgressReporter,
   type ProgressStats,
   readTorrentFile,
+  resolveMagnet,
   runDemo,
   toJson,
+  torrentFileBytes,
 } from "./mod.ts";
 
 /** A mistake in how the command was called: exit code 2 and a usage line. */
@@ -49,6 +55,14 @@ interface Command {
 
 const PEER_OPTION: Options = { peer: { type: "string", multiple: true } };
 
+/** Options of every command that takes a magnet link. */
+const MAGNET_OPTIONS: Options = {
+  "no-dht": { type: "boolean" },
+  "dht-bootstrap": { type: "string", multiple: true },
+  "dht-state": { type: "string" },
+  "save-torrent": { type: "string" },
+};
+
 const COMMANDS: Command[] = [
   {
     name: "decode",
@@ -65,23 +79,29 @@ const COMMANDS: Command[] = [
   {
     name: "info",
     summary: "Show what a torrent file describes",
-    usage: "info [--json] <file.torrent>",
-    options: { json: { type: "boolean" } },
+    usage: "info [--json] <file.torrent|magnet>",
+    options: { json: { type: "boolean" }, ...MAGNET_OPTIONS },
     positionals: 1,
-    async run(values, [path]) {
-      const metainfo = await readTorrentFile(path!);
+    async run(values, [path], signal) {
+      await using loaded = await loadTorrentArgument(path!, values, "info <file.torrent|magnet>", {
+        signal,
+      });
+      const metainfo = loaded.metainfo;
       console.log(values.json ? JSON.stringify(infoJson(metainfo)) : infoLines(metainfo));
     },
   },
   {
     name: "peers",
     summary: "Ask the torrent's trackers for peers",
-    usage: "peers <file.torrent>",
-    options: {},
+    usage: "peers <file.torrent|magnet>",
+    options: { ...MAGNET_OPTIONS },
     positionals: 1,
-    async run(_values, [path], signal) {
-      const metainfo = await readTorrentFile(path!);
-      const peers = await findPeers(metainfo, { signal });
+    async run(values, [path], signal) {
+      await using loaded = await loadTorrentArgument(path!, values, "peers <file.torrent|magnet>", {
+        signal,
+      });
+      // For a magnet link, the peers met while fetching its metadata (trackers, DHT, x.pe).
+      const peers = loaded.magnet ? loaded.peers : await findPeers(loaded.metainfo, { signal });
       for (const peer of peers) console.log(formatPeerAddress(peer));
     },
   },
@@ -92,9 +112,12 @@ const COMMANDS: Command[] = [
     options: {},
     positionals: 2,
     async run(_values, [path, address], signal) {
-      const metainfo = await readTorrentFile(path!);
+      // A magnet link names the info hash: no need for its metadata here.
+      const infoHash = /^magnet:/i.test(path!)
+        ? parseMagnet(path!).infoHash
+        : (await readTorrentFile(path!)).infoHash;
       const peer = parseAddressArgument(address!, "handshake <file.torrent> <ip>:<port>");
-      const hello = await handshakePeer(peer, metainfo.infoHash, { signal });
+      const hello = await handshakePeer(peer, infoHash, { signal });
       console.log(`Peer ID: ${hello.peerId.toHex()}`);
     },
   },
@@ -102,7 +125,7 @@ const COMMANDS: Command[] = [
     name: "download_piece",
     summary: "Download one piece, verified, to a file",
     usage: "download_piece -o <out> [--peer <ip:port>]... <file.torrent> <index>",
-    options: { output: { type: "string", short: "o" }, ...PEER_OPTION },
+    options: { output: { type: "string", short: "o" }, ...PEER_OPTION, ...MAGNET_OPTIONS },
     positionals: 2,
     async run(values, [path, indexText], signal) {
       const usage = "download_piece -o <out> [--peer <ip:port>]... <file.torrent> <index>";
@@ -112,13 +135,14 @@ const COMMANDS: Command[] = [
       if (!/^\d+$/.test(indexText!) || !Number.isSafeInteger(index)) {
         throw new UsageError(`piece index "${indexText}" is not a whole number`, usage);
       }
-      const metainfo = await readTorrentFile(path!);
+      await using loaded = await loadTorrentArgument(path!, values, usage, { signal });
+      const metainfo = loaded.metainfo;
       if (index >= metainfo.pieceCount) {
         throw new RangeError(
           `Piece index ${index} is out of range: the torrent has ${metainfo.pieceCount} pieces`,
         );
       }
-      const peers = peerArguments(values, usage);
+      const peers = [...peerArguments(values, usage), ...loaded.peers];
       const bytes = await downloadPiece(metainfo, index, {
         signal,
         ...(peers.length > 0 ? { peers } : {}),
@@ -140,6 +164,7 @@ const COMMANDS: Command[] = [
       seed: { type: "boolean" },
       quiet: { type: "boolean", short: "q" },
       json: { type: "boolean" },
+      ...MAGNET_OPTIONS,
     },
     positionals: 1,
     run: runDownload,
@@ -171,6 +196,7 @@ const COMMANDS: Command[] = [
       if (!result.identical) throw new Error("The downloaded copy differs from the source");
     },
   },
+  ...magnetCommands(),
 ];
 
 function infoLines(metainfo: Metainfo): string {
@@ -216,8 +242,13 @@ function infoJson(metainfo: Metainfo): Record<string, unknown> {
 
 async function runDownload(values: Values, [path]: string[], signal: AbortSignal): Promise<void> {
   const usage = "download [-o <out>] [options] <file.torrent>";
-  const metainfo = await readTorrentFile(path!);
-  const peers = peerArguments(values, usage);
+  await using loaded = await loadTorrentArgument(path!, values, usage, {
+    signal,
+    dhtForFiles: true,
+  });
+  const metainfo = loaded.metainfo;
+  const peers = [...peerArguments(values, usage), ...loaded.peers];
+  const dht = loaded.dht;
   const port = integerOption(values.port, "--port", usage, 0, 65535);
   const maxConnections = integerOption(values["max-connections"], "--max-connections", usage, 1);
   const reporter = values.quiet ? undefined : new ProgressReporter(
@@ -247,6 +278,12 @@ async function runDownload(values: Values, [path]: string[], signal: AbortSignal
     ...(maxConnections !== undefined ? { maxConnections } : {}),
     ...(reporter ? { onProgress: (progress) => reporter.update(progressStats(progress)) } : {}),
     ...(reporter ? { onTrackerError } : {}),
+    ...(dht
+      ? {
+        peerSource: ({ port, signal }) =>
+          dht.peers(metainfo.infoHash, { signal, announcePort: port, intervalMs: 60_000 }),
+      }
+      : {}),
   });
   reporter?.finish(progressStats(result.progress));
   if (!result.complete) {
@@ -255,7 +292,9 @@ async function runDownload(values: Values, [path]: string[], signal: AbortSignal
         `in "${result.out}": run the same command again to resume`,
     );
   }
-  if (!values.json) console.log(`Downloaded ${path} to ${result.out}.`);
+  if (!values.json) {
+    console.log(`Downloaded ${loaded.magnet ? metainfo.name : path} to ${result.out}.`);
+  }
 }
 
 function progressStats(progress: DownloadProgress): ProgressStats {
@@ -303,6 +342,164 @@ function peerArguments(values: Values, usage: string): PeerAddress[] {
   return (Array.isArray(list) ? list : [list]).map((text) =>
     parseAddressArgument(String(text), usage)
   );
+}
+
+/** A torrent named on the command line: a `.torrent` file, or a magnet link resolved from peers. */
+interface LoadedTorrent extends AsyncDisposable {
+  metainfo: Metainfo;
+  /** True when it came from a magnet link. */
+  magnet: boolean;
+  /** Peers met while fetching a magnet link's metadata, to reuse for the download. */
+  peers: PeerAddress[];
+  /** The DHT, while on; disposing of the LoadedTorrent saves its table and closes it. */
+  dht: DhtPeerSource | undefined;
+}
+
+/**
+ * Reads a torrent file, or resolves a magnet link (x.pe, trackers and the DHT unless
+ * `--no-dht`); writes `--save-torrent`. With `dhtForFiles`, a public torrent file gets a DHT
+ * too, for the download to find more peers.
+ */
+async function loadTorrentArgument(
+  argument: string,
+  values: Values,
+  usage: string,
+  options: { signal: AbortSignal; dhtForFiles?: boolean },
+): Promise<LoadedTorrent> {
+  const magnet = /^magnet:/i.test(argument);
+  const link = magnet ? parseMagnet(argument) : undefined;
+  const file = magnet ? undefined : await readTorrentFile(argument);
+  const wantDht = values["no-dht"] !== true &&
+    (magnet || (options.dhtForFiles === true && file?.private === false));
+  const dht = wantDht ? await openDht(values, usage) : undefined;
+  const peers: PeerAddress[] = [];
+  const loaded: LoadedTorrent = {
+    metainfo: file!,
+    magnet,
+    peers,
+    dht,
+    [Symbol.asyncDispose]: async () => await dht?.close(),
+  };
+  try {
+    if (link !== undefined) {
+      loaded.metainfo = await resolveMagnet(link, {
+        signal: options.signal,
+        peers: peerArguments(values, usage),
+        useTrackers: values["no-trackers"] !== true,
+        onPeers: (found) => peers.push(...found),
+        ...(dht ? { dht } : {}),
+      });
+      if (loaded.metainfo.private && dht) {
+        // BEP 27: a private torrent's peers come from its trackers only.
+        loaded.dht = undefined;
+        await dht.close();
+      }
+    }
+    const savePath = values["save-torrent"];
+    if (typeof savePath === "string") {
+      await Deno.writeFile(savePath, torrentFileBytes(loaded.metainfo));
+    }
+  } catch (error) {
+    await dht?.close();
+    throw error;
+  }
+  return loaded;
+}
+
+/** Opens the DHT with `--dht-bootstrap` (or the public routers) and `--dht-state`. */
+async function openDht(values: Values, usage: string): Promise<DhtPeerSource> {
+  const listed = values["dht-bootstrap"];
+  const bootstrap = listed === undefined
+    ? DEFAULT_DHT_BOOTSTRAP.map((text) => parsePeerAddress(text))
+    : (Array.isArray(listed) ? listed : [listed]).map((text) =>
+      parseAddressArgument(String(text), usage)
+    );
+  return await DhtPeerSource.open({
+    bootstrap,
+    ...(typeof values["dht-state"] === "string" ? { statePath: values["dht-state"] } : {}),
+  });
+}
+
+function commandNamed(name: string): Command {
+  const command = COMMANDS.find((candidate) => candidate.name === name);
+  if (command === undefined) throw new Error(`Cannot find the "${name}" command`);
+  return command;
+}
+
+/** The magnet commands (BEP 9); the download ones share the torrent-file commands' code. */
+function magnetCommands(): Command[] {
+  return [
+    {
+      name: "magnet_parse",
+      summary: "Show what a magnet link names",
+      usage: "magnet_parse <magnet>",
+      options: {},
+      positionals: 1,
+      run(_values, [uri]) {
+        const link = parseMagnet(uri!);
+        const lines = [];
+        if (link.trackers[0] !== undefined) lines.push(`Tracker URL: ${link.trackers[0]}`);
+        lines.push(`Info Hash: ${link.infoHash.toHex()}`);
+        if (link.displayName !== undefined) lines.push(`Name: ${link.displayName}`);
+        if (link.exactLength !== undefined) lines.push(`Length: ${link.exactLength}`);
+        for (const peer of link.peers) lines.push(`Peer: ${formatPeerAddress(peer)}`);
+        console.log(lines.join("\n"));
+        return Promise.resolve();
+      },
+    },
+    {
+      name: "magnet_handshake",
+      summary: "Shake hands (BEP 10) with a peer of a magnet link and print its ut_metadata id",
+      usage: "magnet_handshake [--peer <ip:port>]... [--no-dht] <magnet>",
+      options: { ...PEER_OPTION, ...MAGNET_OPTIONS, "no-trackers": { type: "boolean" } },
+      positionals: 1,
+      async run(values, [uri], signal) {
+        const usage = "magnet_handshake [--peer <ip:port>]... [--no-dht] <magnet>";
+        const link = parseMagnet(uri!);
+        await using dht = values["no-dht"] === true ? undefined : await openDht(values, usage);
+        const result = await magnetHandshake(link, {
+          signal,
+          peers: peerArguments(values, usage),
+          useTrackers: values["no-trackers"] !== true,
+          ...(dht ? { dht } : {}),
+        });
+        console.log(`Peer ID: ${result.peerId.toHex()}`);
+        console.log(`Peer Metadata Extension ID: ${result.metadataExtensionId}`);
+      },
+    },
+    {
+      name: "magnet_info",
+      summary: "Fetch a magnet link's metadata from peers and show it",
+      usage: "magnet_info [--json] [--save-torrent <path>] <magnet>",
+      get options() {
+        return commandNamed("info").options;
+      },
+      positionals: 1,
+      run: (values, positionals, signal) => commandNamed("info").run(values, positionals, signal),
+    },
+    {
+      name: "magnet_download_piece",
+      summary: "Download one piece of a magnet link's torrent, verified, to a file",
+      usage: "magnet_download_piece -o <out> <magnet> <index>",
+      get options() {
+        return commandNamed("download_piece").options;
+      },
+      positionals: 2,
+      run: (values, positionals, signal) =>
+        commandNamed("download_piece").run(values, positionals, signal),
+    },
+    {
+      name: "magnet_download",
+      summary: "Download a magnet link's torrent, verified",
+      usage: "magnet_download -o <out> [options] <magnet>",
+      get options() {
+        return commandNamed("download").options;
+      },
+      positionals: 1,
+      run: (values, positionals, signal) =>
+        commandNamed("download").run(values, positionals, signal),
+    },
+  ];
 }
 
 function globalHelp(): string {
