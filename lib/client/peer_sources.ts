@@ -17,7 +17,9 @@ export interface DhtPeerSourceOptions {
   bootstrap?: readonly PeerAddress[];
   /**
    * Where the routing table is loaded from and saved to on close (default
-   * `defaultDhtStatePath()`), or false to keep nothing between runs.
+   * `defaultDhtStatePath()`: `$XDG_CACHE_HOME/denotorrent/dht.json`, else
+   * `~/.cache/denotorrent/dht.json`; none when neither variable is set), or false to keep
+   * nothing between runs.
    */
   statePath?: string | false;
   /** UDP port to bind (default 0: any free port). */
@@ -97,7 +99,7 @@ export class DhtPeerSource implements AsyncDisposable {
   static async open(options: DhtPeerSourceOptions = {}): Promise<DhtPeerSource> {
     const statePath = options.statePath === false
       ? undefined
-      : options.statePath ?? defaultDhtStatePath();
+      : options.statePath ?? defaultStatePath(options.onError);
     let state;
     if (statePath !== undefined) {
       try {
@@ -364,6 +366,16 @@ class PeerChannel {
 
   #notify(): void {
     this.#wake?.();
+  }
+}
+
+function defaultStatePath(onError: ((error: unknown) => void) | undefined): string | undefined {
+  try {
+    return defaultDhtStatePath();
+  } catch (error) {
+    // Neither XDG_CACHE_HOME nor HOME: the DHT works, it just starts afresh each run.
+    onError?.(error);
+    return undefined;
   }
 }
 
