@@ -29,6 +29,7 @@ import {
   toJson,
   torrentFileBytes,
 } from "./mod.ts";
+import { createTorrentFile, type SeedStats, seedTorrent } from "./mod.ts";
 
 /** A mistake in how the command was called: exit code 2 and a usage line. */
 class UsageError extends Error {
@@ -197,7 +198,182 @@ const COMMANDS: Command[] = [
     },
   },
   ...magnetCommands(),
+  ...seedCommands(),
 ];
+
+// --- create and seed ---
+
+function seedCommands(): Command[] {
+  return [
+    {
+      name: "create",
+      summary: "Make a torrent file of a file or a directory",
+      usage: createUsage(),
+      options: {
+        output: { type: "string", short: "o" },
+        announce: { type: "string", short: "a", multiple: true },
+        "piece-length": { type: "string", short: "l" },
+        private: { type: "boolean" },
+        comment: { type: "string", short: "c" },
+        "web-seed": { type: "string", short: "w", multiple: true },
+        force: { type: "boolean", short: "f" },
+        quiet: { type: "boolean", short: "q" },
+      },
+      positionals: 1,
+      run: runCreate,
+    },
+    {
+      name: "seed",
+      summary: "Share a torrent's data with peers until interrupted",
+      usage: seedUsage(),
+      options: {
+        peer: { type: "string", multiple: true },
+        port: { type: "string" },
+        "upload-slots": { type: "string" },
+        "max-connections": { type: "string" },
+        "no-trackers": { type: "boolean" },
+        quiet: { type: "boolean", short: "q" },
+      },
+      positionals: 2,
+      run: runSeed,
+    },
+  ];
+}
+
+function createUsage(): string {
+  return "create [-o <out.torrent>] [--announce <url>]... [--piece-length <bytes>] " +
+    "[--private] [--comment <text>] [--web-seed <url>]... <path>";
+}
+
+function seedUsage(): string {
+  return "seed [--port <port>] [--peer <ip:port>]... [--upload-slots <n>] [--no-trackers] " +
+    "<file.torrent> <path>";
+}
+
+/** `create`: hash a file or directory into `<name>.torrent`; info hash and magnet to stdout. */
+async function runCreate(values: Values, [path]: string[], signal: AbortSignal): Promise<void> {
+  const usage = createUsage();
+  const pieceLength = byteCountOption(values["piece-length"], "--piece-length", usage);
+  // As mktorrent: each --announce is a tier; commas separate trackers within one tier.
+  const tiers = stringList(values.announce).map((tier) =>
+    tier.split(",").map((url) => url.trim()).filter((url) => url.length > 0)
+  ).filter((tier) => tier.length > 0);
+  const webSeeds = stringList(values["web-seed"]);
+  const showProgress = !values.quiet && Deno.stderr.isTerminal();
+  const encoder = new TextEncoder();
+  const created = await createTorrentFile(path!, {
+    signal,
+    createdBy: `denotorrent ${denoJson.version}`,
+    overwrite: values.force === true,
+    ...(typeof values.output === "string" ? { out: values.output } : {}),
+    ...(pieceLength !== undefined ? { pieceLength } : {}),
+    ...(tiers.length > 0 ? { announce: tiers } : {}),
+    ...(values.private ? { private: true } : {}),
+    ...(typeof values.comment === "string" ? { comment: values.comment } : {}),
+    ...(webSeeds.length > 0 ? { urlList: webSeeds } : {}),
+    ...(showProgress
+      ? {
+        onProgress: (done: number, total: number) => {
+          const percent = total === 0 ? 100 : Math.floor((done / total) * 100);
+          Deno.stderr.writeSync(
+            encoder.encode(`\rHashing ${percent}% (${mebibytes(done)} of ${mebibytes(total)})`),
+          );
+        },
+      }
+      : {}),
+  });
+  if (showProgress) Deno.stderr.writeSync(encoder.encode("\n"));
+  const { metainfo } = created;
+  if (!values.quiet) {
+    const files = metainfo.files.length;
+    console.error(
+      `Created ${created.out}: ${files} file${files === 1 ? "" : "s"}, ` +
+        `${metainfo.pieceCount} pieces of ${metainfo.pieceLength} bytes.`,
+    );
+  }
+  console.log(`Info Hash: ${metainfo.infoHash.toHex()}`);
+  console.log(`Magnet: ${created.magnet}`);
+}
+
+/**
+ * `seed`: verify the data, then serve it until SIGINT. Status lines go to stderr (stdout is
+ * kept for data): `Seeding <name> on port <P> (<n> pieces verified).` once ready, a summary
+ * when stopped.
+ */
+async function runSeed(
+  values: Values,
+  [torrentPath, path]: string[],
+  signal: AbortSignal,
+): Promise<void> {
+  const usage = seedUsage();
+  const metainfo = await readTorrentFile(torrentPath!);
+  const peers = peerArguments(values, usage);
+  const port = integerOption(values.port, "--port", usage, 0, 65535);
+  const uploadSlots = integerOption(values["upload-slots"], "--upload-slots", usage, 1, 1000);
+  const maxConnections = integerOption(values["max-connections"], "--max-connections", usage, 1);
+  const quiet = values.quiet === true;
+  const encoder = new TextEncoder();
+  const showProgress = !quiet && Deno.stderr.isTerminal();
+  const seeder = await seedTorrent(metainfo, path!, {
+    signal,
+    peers,
+    useTrackers: !values["no-trackers"],
+    ...(port !== undefined ? { port } : {}),
+    ...(uploadSlots !== undefined ? { uploadSlots } : {}),
+    ...(maxConnections !== undefined ? { maxConnections } : {}),
+    ...(showProgress
+      ? {
+        onCheck: (progress) =>
+          Deno.stderr.writeSync(
+            encoder.encode(`\rChecking ${progress.piecesChecked} of ${progress.piecesToCheck}`),
+          ),
+      }
+      : {}),
+    ...(quiet ? {} : {
+      onTrackerError: (url: string, error: Error) =>
+        console.error(`warning: tracker ${url}: ${error.message}`),
+    }),
+  });
+  if (showProgress) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
+  const verified = seeder.complete
+    ? `${seeder.piecesVerified} pieces verified`
+    : `${seeder.piecesVerified} of ${seeder.pieceCount} pieces verified; only those are served`;
+  console.error(`Seeding ${metainfo.name} on port ${seeder.port} (${verified}).`);
+  let final: SeedStats;
+  try {
+    final = await seeder.stopped;
+  } finally {
+    await seeder.close();
+  }
+  if (!quiet) {
+    const peersText = `${final.peersSeen} peer${final.peersSeen === 1 ? "" : "s"}`;
+    console.error(
+      `Stopped seeding ${metainfo.name}: uploaded ${final.uploaded} bytes to ${peersText}.`,
+    );
+  }
+}
+
+function stringList(value: Values[string]): string[] {
+  if (value === undefined) return [];
+  return (Array.isArray(value) ? value : [value]).map(String);
+}
+
+/** A byte count: digits, optionally with a K, M or G suffix (binary units). */
+function byteCountOption(value: Values[string], name: string, usage: string): number | undefined {
+  if (value === undefined) return undefined;
+  const match = typeof value === "string" ? /^(\d+)([KMG]?)(?:i?B)?$/i.exec(value) : null;
+  if (!match) {
+    throw new UsageError(`${name} must be a byte count such as 262144 or 256K`, usage);
+  }
+  const units: Record<string, number> = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+  return Number(match[1]) * (units[match[2]!.toUpperCase()] ?? 1);
+}
+
+function mebibytes(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+// --- end of create and seed ---
 
 function infoLines(metainfo: Metainfo): string {
   const lines = [];
