@@ -437,6 +437,30 @@ Deno.test("downloadTorrent re-announces at the tracker's interval and uses the n
   }
 });
 
+Deno.test("downloadTorrent out of peers asks the trackers again before the interval", async () => {
+  // A 30-minute interval: only the starvation check can bring the re-announce forward.
+  await using tracker = await startHttpTracker({ interval: 1800 });
+  const fixture = await singleFile(4 * 16384, 16384, tracker.url);
+  try {
+    await using seeder = await seed(fixture);
+    tracker.setResponse((announce) => {
+      if (announce.event !== "started") {
+        tracker.setPeers(fixture.metainfo.infoHash, [{ host: LOOPBACK, port: seeder.port }]);
+      }
+      return { swarm: true };
+    });
+    const { result, out } = await downloadInProcess(fixture, {
+      useTrackers: true,
+      minAnnounceIntervalMs: 500,
+    });
+    assert.equal(result.complete, true);
+    await assertOutput(fixture, out);
+    assert.deepEqual(eventsOf(tracker), ["started", "", "completed", "stopped"]);
+  } finally {
+    await Deno.remove(fixture.dir, { recursive: true });
+  }
+});
+
 /** Waits until `condition()` holds, polling every 20 ms, for at most `ms`. */
 async function waitFor(condition: () => boolean, ms: number, what: string): Promise<void> {
   const deadline = performance.now() + ms;

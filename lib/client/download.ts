@@ -209,10 +209,15 @@ async function run(
   const stopped = Promise.withResolvers<void>();
   const onAbort = () => stopped.resolve();
   signal?.addEventListener("abort", onAbort, { once: true });
-  const progressTimer = setInterval(
-    () => options.onProgress?.(progress()),
-    PROGRESS_INTERVAL_MS,
-  );
+  const progressTimer = setInterval(() => {
+    const now = progress();
+    // Out of peers: ask the trackers again (no sooner than their min interval allows),
+    // rather than idling until the regular interval, often 30 minutes away.
+    if (!now.complete && now.peersConnected === 0 && now.peersConnecting === 0) {
+      announcer?.requestMorePeers();
+    }
+    options.onProgress?.(now);
+  }, PROGRESS_INTERVAL_MS);
   const resumeTimer = setInterval(() => {
     saveResume().catch((error) => options.onEvent?.({ type: "error", error }));
   }, options.resumeIntervalMs ?? RESUME_INTERVAL_MS);
