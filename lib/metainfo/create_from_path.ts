@@ -6,6 +6,7 @@ import { choosePieceLength, type CreatedTorrent } from "./create.ts";
 import { MAX_PIECE_LENGTH, parseMetainfo } from "./metainfo.ts";
 
 export type { CreatedTorrent } from "./create.ts";
+export type { Metainfo, TorrentFile } from "./metainfo.ts";
 
 const HASH_LENGTH = 20;
 /** Torrent bytes handed to a hashing worker at a time (rounded to whole pieces). */
