@@ -1,10 +1,11 @@
 /**
  * Benchmark: `createTorrentFromPath` against `mktorrent -t 2` on the same 1 GiB payload.
  *
- * Run: `deno run -A tests/bench/create_bench.ts [--size MiB] [--piece-length BYTES] [--rounds N]
- * [--keep DIR]`. Each round times both creators on a warm page cache (each is run once before
- * the timed run); rounds alternate which goes first, and the best and median are reported, since
- * other work on the machine makes single runs noisy. Info hashes are checked to agree.
+ * Run: `deno run -A tests/bench/create_bench.ts [--size MiB] [--files N] [--piece-length BYTES]
+ * [--rounds N] [--threads N] [--keep DIR]` (`--keep` reuses a payload directory across runs).
+ * Each round times both creators on a warm page cache (each is run once before the timed run);
+ * rounds alternate which goes first, and the best and median are reported, since other work on
+ * the machine makes single runs noisy. Info hashes are checked to agree.
  */
 import { parseArgs } from "node:util";
 import { createTorrentFromPath } from "../../lib/metainfo/create_from_path.ts";
@@ -14,6 +15,7 @@ const args = parseArgs({
   args: Deno.args,
   options: {
     size: { type: "string", default: "1024" },
+    files: { type: "string", default: "1" },
     "piece-length": { type: "string", default: String(256 * 1024) },
     rounds: { type: "string", default: "5" },
     threads: { type: "string" },
@@ -23,6 +25,7 @@ const args = parseArgs({
 const size = Number(args.values.size) * 1024 * 1024;
 const pieceLength = Number(args.values["piece-length"]);
 const rounds = Number(args.values.rounds);
+const fileCount = Number(args.values.files);
 const threads = args.values.threads === undefined ? undefined : Number(args.values.threads);
 
 if (!hasTool("mktorrent")) {
@@ -32,15 +35,26 @@ if (!hasTool("mktorrent")) {
 
 await using dir = await tempDir({ prefix: "create_bench_" });
 const dataDir = args.values.keep ?? dir.join("data");
-const source = `${dataDir}/payload.bin`;
-const existing = await Deno.stat(source).catch((error) => {
+// One file, or a directory of `fileCount` files (sizes differ by a few bytes, so that file
+// boundaries fall inside pieces).
+const specs = fileCount === 1
+  ? [{ path: "payload.bin", size }]
+  : Array.from({ length: fileCount }, (_, i) => ({
+    path: `payload/${String(i).padStart(6, "0")}.bin`,
+    size: Math.floor(size / fileCount) + (i % 2 === 0 ? 7 : -7),
+  }));
+const source = `${dataDir}/${fileCount === 1 ? "payload.bin" : "payload"}`;
+const totalSize = specs.reduce((sum, spec) => sum + spec.size, 0);
+const existing = await Deno.stat(`${dataDir}/${specs.at(-1)!.path}`).catch((error) => {
   if (error instanceof Deno.errors.NotFound) return undefined;
   throw error;
 });
-if (existing?.size !== size) {
+if (existing?.size !== specs.at(-1)!.size) {
   const started = performance.now();
-  await makePayload(dataDir, [{ path: "payload.bin", size }]);
-  console.error(`payload: ${size} bytes in ${((performance.now() - started) / 1000).toFixed(2)} s`);
+  await makePayload(dataDir, specs);
+  console.error(
+    `payload: ${totalSize} bytes in ${((performance.now() - started) / 1000).toFixed(2)} s`,
+  );
 }
 
 async function runOurs(): Promise<{ seconds: number; infoHash: string }> {
@@ -97,13 +111,15 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-const mbps = (seconds: number) => size / seconds / 1e6;
+const mbps = (seconds: number) => totalSize / seconds / 1e6;
 const row = (label: string, times: number[]) =>
   `${label.padEnd(24)} best ${Math.min(...times).toFixed(3)} s (${
     mbps(Math.min(...times)).toFixed(0)
   } MB/s)  median ${median(times).toFixed(3)} s (${mbps(median(times)).toFixed(0)} MB/s)`;
 console.log(
-  `create: ${size / 1024 / 1024} MiB single file, piece length ${pieceLength}, ${rounds} rounds, ` +
+  `create: ${
+    (totalSize / 1024 / 1024).toFixed(0)
+  } MiB in ${fileCount} file(s), piece length ${pieceLength}, ${rounds} rounds, ` +
     `${navigator.hardwareConcurrency} cores; info hash ${check[0]!.infoHash}`,
 );
 console.log(row("createTorrentFromPath", ours));
