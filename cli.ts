@@ -254,6 +254,10 @@ function seedUsage(): string {
 async function runCreate(values: Values, [path]: string[], signal: AbortSignal): Promise<void> {
   const usage = createUsage();
   const pieceLength = byteCountOption(values["piece-length"], "--piece-length", usage);
+  const powerOfTwo = pieceLength !== undefined && Number.isInteger(Math.log2(pieceLength));
+  if (pieceLength !== undefined && (pieceLength < 16384 || !powerOfTwo)) {
+    throw new UsageError("--piece-length must be a power of two of at least 16K", usage);
+  }
   // As mktorrent: each --announce is a tier; commas separate trackers within one tier.
   const tiers = stringList(values.announce).map((tier) =>
     tier.split(",").map((url) => url.trim()).filter((url) => url.length > 0)
