@@ -502,6 +502,17 @@ Deno.test("magnet CLI commands print the contract lines", async (t) => {
         /^error: Cannot fetch metadata for a{0}(ab){20}: no peers found$/,
       ],
       [["download", "--no-dht", "magnet:?xt=urn:btih:%zz"], /bad percent-encoding/],
+      [
+        [
+          "magnet_info",
+          "--dht-bootstrap",
+          "127.0.0.1:1",
+          "--dht-state",
+          "/nonexistent/dht.json",
+          `magnet:?xt=urn:btih:${"cd".repeat(20)}`,
+        ],
+        /no peers found \(DHT: Cannot search the DHT: no node answered/,
+      ],
     ];
     for (const [args, pattern] of cases) {
       assertOneLineError(await runCli(args), 1, pattern);

@@ -138,6 +138,7 @@ export class DhtPeerSource implements AsyncDisposable {
    * @param infoHash The 20-byte info hash.
    * @param options Abort signal, a port to announce, the lookup interval.
    * @returns Batches of new peers.
+   * @throws {Error} When no DHT node answers at all, so that callers do not wait in vain.
    */
   async *peers(
     infoHash: Uint8Array,
@@ -176,6 +177,10 @@ export class DhtPeerSource implements AsyncDisposable {
         // The consumer stopped early: end the lookup instead of leaving it running.
         if (!ended) await reader.cancel(new DOMException("Peers no longer wanted", "AbortError"));
         reader.releaseLock();
+      }
+      if (this.#node.nodeCount === 0) {
+        // Not even a bootstrap node answered (offline, or a wrong --dht-bootstrap).
+        throw new Error("Cannot search the DHT: no node answered, not even the bootstrap nodes");
       }
       if (options.once) return;
       await sleep(wait, signal);
