@@ -191,6 +191,8 @@ export class PeerSession {
   /** Requests we gave up on (choke, cancel): their blocks may still arrive. */
   readonly #late = new Set<number>();
   #queueDepth = INITIAL_QUEUE_DEPTH;
+  /** The last top-up found fewer blocks than it had room for. */
+  #starved = false;
   #slowStart = true;
   #peerReqq = Infinity;
   #waitingSince = 0;
@@ -451,6 +453,9 @@ export class PeerSession {
     let field = this.#requestable;
     if (this.#peerChoking) field = this.#allowedFastField();
     const picked = this.#host.pickRequests(this, field, free);
+    // Nothing more to pick until pieces complete or blocks return (which refill all sessions):
+    // skip the picker's scan on every block that arrives meanwhile.
+    this.#starved = picked.length < free;
     if (picked.length === 0) return;
     const now = this.#host.now();
     if (this.#requests.size === 0) this.#waitingSince = now;
@@ -611,7 +616,7 @@ export class PeerSession {
     this.#snubbed = false;
     if (this.#slowStart && this.#queueDepth < MAX_QUEUE_DEPTH) this.#queueDepth++;
     this.#host.blockReceived(this, index, begin, block);
-    this.fillRequests();
+    if (!this.#starved) this.fillRequests();
   }
 
   #onRequest(r: UploadRequest): void {

@@ -9,8 +9,11 @@ import { createHash } from "node:crypto";
 import { BLOCK_SIZE } from "../piece/mod.ts";
 import type { Storage } from "../storage/mod.ts";
 
-/** Default cap on bytes held in unverified pieces: 64 MiB. */
-export const DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024;
+/**
+ * Default cap on bytes held in unverified pieces: 32 MiB. Enough for ~3 s of request
+ * pipelines at full speed from several peers; more only grows the footprint.
+ */
+export const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024;
 
 /** Torrent geometry and hashes, as in a `Metainfo`. */
 export interface PieceBufferGeometry {
@@ -253,8 +256,12 @@ export class PieceBuffer<K> {
       piece.bytes.byteOffset,
       this.#geometry.pieceLength,
     );
-    // Keep enough buffers to refill the cap without new allocations.
-    if (this.#pool.length * this.#geometry.pieceLength < this.#maxBufferedBytes) {
+    // Keep enough buffers to refill the cap without new allocations, but no more: pooled
+    // plus live buffers stay within the cap.
+    if (
+      (this.#pool.length + 1) * this.#geometry.pieceLength + this.#bufferedBytes <=
+        this.#maxBufferedBytes
+    ) {
       this.#pool.push(full);
     }
   }

@@ -58,7 +58,7 @@ export interface TorrentOptions {
   seedChoking?: "round-robin" | "fastest";
   /** Handlers for BEP 10 extension traffic (PEX, metadata fetching). */
   extensionHooks?: ExtensionHooks<PeerSession>;
-  /** Cap on bytes of unverified pieces in memory; defaults to 64 MiB. */
+  /** Cap on bytes of unverified pieces in memory; defaults to 32 MiB. */
   maxBufferedBytes?: number;
   /** No block for this long while requests are outstanding marks a peer snubbed; 30 s default. */
   snubTimeoutMs?: number;
@@ -470,6 +470,8 @@ export class Torrent implements AsyncDisposable {
         peerId: this.#peerId,
         reserved: DEFAULT_RESERVED,
         signal: this.#abort.signal,
+        // Sessions handle each block synchronously (copied into its piece): no per-read garbage.
+        reuseReadBuffer: true,
         ...(this.#handshakeTimeoutMs === undefined ? {} : { timeoutMs: this.#handshakeTimeoutMs }),
       });
     } catch (error) {
