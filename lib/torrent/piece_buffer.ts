@@ -256,12 +256,9 @@ export class PieceBuffer<K> {
       piece.bytes.byteOffset,
       this.#geometry.pieceLength,
     );
-    // Keep enough buffers to refill the cap without new allocations, but no more: pooled
-    // plus live buffers stay within the cap.
-    if (
-      (this.#pool.length + 1) * this.#geometry.pieceLength + this.#bufferedBytes <=
-        this.#maxBufferedBytes
-    ) {
+    // Keep enough buffers to refill the cap without new allocations. Pooled plus live
+    // buffers never exceed the most that were live at once.
+    if (this.#pool.length * this.#geometry.pieceLength < this.#maxBufferedBytes) {
       this.#pool.push(full);
     }
   }
