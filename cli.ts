@@ -586,14 +586,28 @@ async function loadTorrentArgument(
   return loaded;
 }
 
-/** Opens the DHT with `--dht-bootstrap` (or the public routers) and `--dht-state`. */
-async function openDht(values: Values, usage: string): Promise<DhtPeerSource> {
-  const listed = values["dht-bootstrap"];
-  const bootstrap = listed === undefined
-    ? DEFAULT_DHT_BOOTSTRAP.map((text) => parsePeerAddress(text))
-    : (Array.isArray(listed) ? listed : [listed]).map((text) =>
-      parseAddressArgument(String(text), usage)
-    );
+/**
+ * The DHT bootstrap nodes used when `--dht-bootstrap` is not given: the environment variable
+ * `DENOTORRENT_DHT_BOOTSTRAP` (comma-separated `host:port`; empty turns the DHT off unless
+ * `--dht-bootstrap` is given), else the public routers.
+ */
+function dhtBootstrapDefault(): string[] | "off" {
+  const text = Deno.env.get("DENOTORRENT_DHT_BOOTSTRAP");
+  if (text === undefined) return [...DEFAULT_DHT_BOOTSTRAP];
+  const nodes = text.split(/[\s,]+/).filter((node) => node !== "");
+  return nodes.length === 0 ? "off" : nodes;
+}
+
+/**
+ * Opens the DHT with `--dht-bootstrap` (or the default nodes) and `--dht-state`; undefined when
+ * the environment turned it off.
+ */
+async function openDht(values: Values, usage: string): Promise<DhtPeerSource | undefined> {
+  const listed = values["dht-bootstrap"] ?? dhtBootstrapDefault();
+  if (listed === "off") return undefined;
+  const bootstrap = (Array.isArray(listed) ? listed : [listed]).map((text) =>
+    parseAddressArgument(String(text), usage)
+  );
   return await DhtPeerSource.open({
     bootstrap,
     ...(typeof values["dht-state"] === "string" ? { statePath: values["dht-state"] } : {}),

@@ -12,14 +12,16 @@ export interface CliResult {
 /** Runs the CLI as a subprocess, as a user would, and collects its output. */
 export async function runCli(
   args: string[],
-  options: { cwd?: string; signal?: AbortSignal } = {},
+  options: { cwd?: string; signal?: AbortSignal; env?: Record<string, string> } = {},
 ): Promise<CliResult> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", CLI, ...args],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    // No test reaches the public DHT routers: the DHT is off unless a test passes
+    // --dht-bootstrap with loopback nodes.
+    env: { NO_COLOR: "1", DENOTORRENT_DHT_BOOTSTRAP: "", ...options.env },
     ...(options.cwd ? { cwd: options.cwd } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   }).output();
