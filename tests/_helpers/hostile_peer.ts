@@ -361,6 +361,8 @@ export class SlowSeeder implements AsyncDisposable {
   bytesServed = 0;
   /** Connections accepted. */
   connections = 0;
+  /** The piece index of every request received, in order. */
+  readonly requestedPieces: number[] = [];
   /** Errors other than the peer going away. */
   readonly errors: unknown[] = [];
 
@@ -436,6 +438,7 @@ export class SlowSeeder implements AsyncDisposable {
       const message = await wire.next();
       if (message === undefined || signal.aborted) return;
       if (message.type !== "request") continue;
+      this.requestedPieces.push(message.index);
       const offset = message.index * geometry.pieceLength + message.begin;
       if (bytesPerSecond !== undefined) {
         const now = performance.now();
