@@ -660,11 +660,6 @@ export class PeerSession {
   }
 
   #onBitfield(bytes: Uint8Array): void {
-    if (this.#gotAvailability) {
-      throw new PeerProtocolError(
-        `Unexpected bitfield message from ${this.#where()}: availability already known`,
-      );
-    }
     let field: Bitfield;
     try {
       field = Bitfield.fromBytes(bytes, this.#pieceCount);
@@ -673,6 +668,12 @@ export class PeerSession {
         `Invalid bitfield message from ${this.#where()}: ${(error as Error).message}`,
         { cause: error },
       );
+    }
+    if (this.#gotAvailability) {
+      // Out of order (BEP 3 wants it first), but aria2 1.36 sends one after have-none once it
+      // has pieces: read it as the `have` messages it stands for rather than drop the peer.
+      for (const index of field) this.#onHave(index);
+      return;
     }
     this.#gotAvailability = true;
     for (const index of field) this.#field.set(index);
