@@ -423,3 +423,37 @@ Deno.test("a one-slot seeder and three leechers: all complete and the leechers t
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+Deno.test("seedTorrent keeps a peer that sends its bitfield after have-none (aria2 does)", async () => {
+  await withTempDir(async (dir) => {
+    const data = deterministicBytes(100_000, 6);
+    await Deno.writeFile(`${dir}/x.bin`, data);
+    const { metainfo } = await createTorrentFile(`${dir}/x.bin`, {
+      out: `${dir}/x.torrent`,
+      pieceLength: 16384,
+    });
+    await using seeder = await seedTorrent(metainfo, `${dir}/x.bin`, {
+      port: 0,
+      hostname: "127.0.0.1",
+      saveResume: false,
+    });
+    const peer = await RawPeer.connect(seeder.port, { infoHash: metainfo.infoHash, fast: true });
+    try {
+      await peer.expect("have-all");
+      await peer.send(
+        { type: "have-none" },
+        // Pieces 0 and 1 (7 pieces: one byte, spare bits zero).
+        { type: "bitfield", bitfield: new Uint8Array([0b1100_0000]) },
+        { type: "interested" },
+      );
+      await peer.expect("unchoke");
+      await peer.send({ type: "request", index: 3, begin: 0, length: 16384 });
+      const piece = await peer.next();
+      assert.ok(piece?.type === "piece", "still connected and served");
+      assert.deepEqual(piece.block, data.subarray(3 * 16384, 4 * 16384));
+      assert.equal(seeder.torrent.peers()[0]?.piecesHave, 2);
+    } finally {
+      peer.close();
+    }
+  });
+});
