@@ -207,8 +207,8 @@ export interface CreatedTorrent {
 
 /**
  * Creates a BitTorrent v1 torrent (BEP 3) from data in memory. Multi-file input is sorted by
- * path (component by component, by UTF-8 bytes) so that the same files always give the same
- * info hash; the files' bytes are concatenated across file boundaries for hashing, as v1 does.
+ * the UTF-8 bytes of the whole `/`-joined path, as mktorrent and `createTorrentFromPath` do, so
+ * that the same files always give the same info hash; the files' bytes are concatenated across file boundaries for hashing, as v1 does.
  * No creation date is written unless given, so the output is deterministic.
  *
  * @param input A name and data, or a directory name and files.
@@ -307,9 +307,9 @@ function sortedFiles(files: CreateTorrentFile[]): CreateTorrentFile[] {
       throw new TypeError(`Cannot create torrent: files[${index}].path must not be empty`);
     }
     file.path.forEach((component, i) => checkComponent(component, `files[${index}].path[${i}]`));
-    return { file, key: file.path.map((component) => utf8.encode(component)) };
+    return { file, key: utf8.encode(file.path.join("/")) };
   });
-  keyed.sort((a, b) => comparePaths(a.key, b.key));
+  keyed.sort((a, b) => compareBytes(a.key, b.key));
   const sorted = keyed.map((entry) => entry.file);
   const conflict = findPathConflict(sorted.map((file) => file.path));
   if (conflict !== undefined) {
@@ -320,15 +320,6 @@ function sortedFiles(files: CreateTorrentFile[]): CreateTorrentFile[] {
     );
   }
   return sorted;
-}
-
-function comparePaths(a: Uint8Array[], b: Uint8Array[]): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const order = compareBytes(a[i]!, b[i]!);
-    if (order !== 0) return order;
-  }
-  return a.length - b.length;
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {

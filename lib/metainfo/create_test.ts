@@ -167,18 +167,18 @@ Deno.test("createTorrent() matches the committed multi.torrent (and so mktorrent
   assert.deepEqual(metainfo.infoHash, mk.infoHash);
 });
 
-Deno.test("createTorrent() sorts files by UTF-8 bytes, component by component", async () => {
+Deno.test("createTorrent() sorts files by the UTF-8 bytes of the joined path, as mktorrent", async () => {
   const file = (...path: string[]) => ({ path, data: new Uint8Array(1) });
   const { metainfo } = await createTorrent({
     name: "d",
     files: [file("b"), file("a", "z"), file("a.txt"), file("\u{1F600}"), file("\uFFFD"), file("A")],
   });
-  // "a" < "a.txt" as components, even though "a/z" > "a.txt" as joined strings; U+FFFD (EF BF BD)
-  // sorts before U+1F600 (F0 ...) in UTF-8, unlike in UTF-16.
+  // "a.txt" < "a/z" as joined paths ("." is 0x2e, "/" 0x2f), the order mktorrent writes;
+  // U+FFFD (EF BF BD) sorts before U+1F600 (F0 ...) in UTF-8, unlike in UTF-16.
   assert.deepEqual(metainfo.files.map((f) => f.path.join("/")), [
     "A",
-    "a/z",
     "a.txt",
+    "a/z",
     "b",
     "\uFFFD",
     "\u{1F600}",
