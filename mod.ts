@@ -28,12 +28,8 @@ export * from "./lib/bencode/mod.ts";
 export * from "./lib/metainfo/mod.ts";
 export * from "./lib/tracker/mod.ts";
 export * from "./lib/peer/mod.ts";
-export { Bitfield, PieceHashMismatchError } from "./lib/piece/mod.ts";
-export {
-  FsStorage,
-  type FsStorageOptions,
-  MemoryStorage,
-  type Storage,
-} from "./lib/storage/mod.ts";
+export * from "./lib/piece/mod.ts";
+export * from "./lib/storage/mod.ts";
+export * from "./lib/dht/mod.ts";
 export * from "./lib/client/mod.ts";
 export * from "./lib/torrent/mod.ts";

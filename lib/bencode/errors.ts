@@ -15,6 +15,8 @@ export class BencodeSyntaxError extends SyntaxError {
   readonly offset: number;
 
   /**
+   * Makes the error; the message ends with `at offset <offset>`.
+   *
    * @param message What is wrong; the offset is appended to it.
    * @param offset Byte offset of the problem.
    * @param options Standard error options (`cause`).

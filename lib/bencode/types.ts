@@ -1,5 +1,6 @@
 /** A decoded bencode dictionary: a null-prototype object keyed by UTF-8 decoded keys. */
 export interface BencodeDict {
+  /** A value, by its key. */
   [key: string]: BencodeValue;
 }
 

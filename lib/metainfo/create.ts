@@ -47,6 +47,8 @@ export class PieceHasher {
   #done = false;
 
   /**
+   * Makes a hasher for pieces of `pieceLength` bytes.
+   *
    * @param pieceLength Bytes per piece, a positive integer up to 2^31.
    * @param options How many digests may run at once.
    * @throws {RangeError} When the piece length or `maxInFlight` is out of range.

@@ -30,6 +30,8 @@ export interface MagnetLink {
  */
 export class MagnetError extends SyntaxError {
   /**
+   * Makes the error.
+   *
    * @param message What is wrong.
    * @param options Standard error options (`cause`).
    */

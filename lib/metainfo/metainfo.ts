@@ -87,6 +87,8 @@ export class MetainfoError extends Error {
   readonly field: string;
 
   /**
+   * Makes the error.
+   *
    * @param message The full message, starting with `Invalid torrent: `.
    * @param field The offending field.
    * @param options Standard error options (`cause`).

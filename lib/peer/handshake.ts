@@ -27,14 +27,22 @@ export const HANDSHAKE_LENGTH = 68;
 /** Length in bytes of the reserved field of a handshake. */
 export const RESERVED_LENGTH = 8;
 
+/** Where a feature bit sits in the 8 reserved handshake bytes. */
+export interface ReservedBit {
+  /** Index of the byte, 0 to 7. */
+  byte: number;
+  /** Mask of the bit within that byte. */
+  mask: number;
+}
+
 /** Byte index and mask of the extension protocol bit (BEP 10): byte 5, `0x10`. */
-export const EXTENSION_PROTOCOL_BIT = Object.freeze({ byte: 5, mask: 0x10 });
+export const EXTENSION_PROTOCOL_BIT: Readonly<ReservedBit> = Object.freeze({ byte: 5, mask: 0x10 });
 
 /** Byte index and mask of the fast extension bit (BEP 6): byte 7, `0x04`. */
-export const FAST_EXTENSION_BIT = Object.freeze({ byte: 7, mask: 0x04 });
+export const FAST_EXTENSION_BIT: Readonly<ReservedBit> = Object.freeze({ byte: 7, mask: 0x04 });
 
 /** Byte index and mask of the DHT bit (BEP 5): byte 7, `0x01`. */
-export const DHT_BIT = Object.freeze({ byte: 7, mask: 0x01 });
+export const DHT_BIT: Readonly<ReservedBit> = Object.freeze({ byte: 7, mask: 0x01 });
 
 const PROTOCOL_BYTES = new TextEncoder().encode(PROTOCOL_STRING);
 const INFO_HASH_OFFSET = 28;

@@ -39,7 +39,9 @@ export type PeerMessageType = PeerMessage["type"];
  * Message ids on the wire: BEP 3 (0-8), BEP 5 (9), BEP 6 (13-17) and
  * BEP 10 (20).
  */
-export const MESSAGE_ID = Object.freeze(
+export const MESSAGE_ID: Readonly<
+  Record<Exclude<PeerMessageType, "keep-alive" | "unknown">, number>
+> = Object.freeze(
   {
     choke: 0,
     unchoke: 1,
