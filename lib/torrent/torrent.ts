@@ -623,7 +623,11 @@ export class Torrent implements AsyncDisposable {
   }
 
   #pieceVerified(index: number): void {
-    if (this.#closed) return;
+    if (this.#closed) {
+      // Written while closing: still ours, so a resume file saved after close() records it.
+      this.#markHave(index);
+      return;
+    }
     this.#markHave(index);
     if (this.#wanted?.has(index) ?? true) this.#wantedLeft--;
     for (const session of this.#sessions) session.pieceVerified(index);
