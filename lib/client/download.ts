@@ -209,6 +209,14 @@ async function run(
   const stopped = Promise.withResolvers<void>();
   const onAbort = () => stopped.resolve();
   signal?.addEventListener("abort", onAbort, { once: true });
+  // A failed storage write (disk full, file too large) would otherwise repeat for ever: the
+  // piece is fetched again and fails again. Stop instead, keeping what is verified.
+  let writeError: unknown;
+  const unsubscribe = torrent.subscribe((event) => {
+    if (event.type !== "error" || writeError !== undefined) return;
+    writeError = event.error;
+    stopped.resolve();
+  });
   const progressTimer = setInterval(() => {
     const now = progress();
     // Out of peers: ask the trackers again (no sooner than their min interval allows),
@@ -249,8 +257,20 @@ async function run(
     signal?.removeEventListener("abort", onAbort);
     stopSource.abort();
     await sourcing;
+    unsubscribe();
     await torrent.close();
-    await Promise.all([announcer?.stop(), saveResume()]);
+    const saved = saveResume();
+    await Promise.all([
+      announcer?.stop(),
+      // On a full disk the resume file may not fit either; the next run rechecks the data.
+      writeError === undefined
+        ? saved
+        : saved.catch((error) => options.onEvent?.({ type: "error", error })),
+    ]);
+  }
+  if (writeError !== undefined) {
+    const detail = writeError instanceof Error ? writeError.message : String(writeError);
+    throw new Error(`Cannot write to "${out}": ${detail}`, { cause: writeError });
   }
   const final = progress();
   options.onProgress?.(final);
