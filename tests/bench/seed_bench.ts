@@ -1,0 +1,150 @@
+/**
+ * Seeding benchmark: libtorrent downloads the same file from our `seed` command and from a
+ * libtorrent seeder, in the same run, each into a fresh directory, verified byte for byte.
+ *
+ *   deno run -A tests/bench/seed_bench.ts [--size 1GiB] [--runs 3] [--piece-kib 256]
+ *
+ * Prints the median wall time and MiB/s of each, and the ratio ours / libtorrent's
+ * (target >= 0.9). Needs python3-libtorrent (Debian).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { createTorrentFile } from "../../lib/client/create.ts";
+import {
+  makePayload,
+  missingTools,
+  sameContents,
+  startLibtorrent,
+  tempDir,
+} from "../_helpers/interop/mod.ts";
+
+const CLI = decodeURIComponent(new URL("../../cli.ts", import.meta.url).pathname);
+const MIB = 1024 * 1024;
+const TARGET_RATIO = 0.9;
+
+function parseSize(text: string): number {
+  const match = /^(\d+)\s*(|k|kib|m|mib|g|gib)$/i.exec(text.trim());
+  if (!match) throw new TypeError(`Cannot parse size "${text}": use e.g. 512MiB or 1GiB`);
+  const unit = match[2]!.toLowerCase();
+  const scale = unit.startsWith("g") ? 1024 ** 3 : unit.startsWith("m") ? MIB : unit ? 1024 : 1;
+  return Number(match[1]) * scale;
+}
+
+/** Our seeder as a subprocess; resolves with its port once it printed its ready line. */
+async function startOurSeeder(torrent: string, data: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "seed", "--no-trackers", "--port", "0", torrent, data],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`seed exited before it was ready:\n${text}`);
+    text += value;
+    const match = /^Seeding .* on port (\d+) /m.exec(text);
+    if (match) {
+      const drain = (async () => {
+        while (!(await reader.read()).done);
+      })();
+      return {
+        port: Number(match[1]),
+        async stop() {
+          child.kill("SIGINT");
+          await child.status;
+          await drain;
+        },
+      };
+    }
+  }
+}
+
+async function download(torrentPath: string, peer: string, out: string): Promise<number> {
+  const started = performance.now();
+  await using leecher = await startLibtorrent({
+    mode: "download",
+    torrentPath,
+    savePath: out,
+    peers: [peer],
+    progressMs: 0,
+  });
+  await leecher.finished;
+  return (performance.now() - started) / 1000;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      size: { type: "string", default: "1GiB" },
+      runs: { type: "string", default: "3" },
+      "piece-kib": { type: "string", default: "256" },
+    },
+  });
+  const missing = missingTools(["libtorrent"]);
+  if (missing.length > 0) throw new Error(`Missing tools: ${missing.join(", ")}`);
+  const size = parseSize(values.size);
+  const runs = Number(values.runs);
+  const pieceLength = Number(values["piece-kib"]) * 1024;
+
+  await using dir = await tempDir({ prefix: "seed_bench_" });
+  await makePayload(dir.path, [{ path: "payload.bin", size }]);
+  const { out: torrentPath } = await createTorrentFile(dir.join("payload.bin"), {
+    out: dir.join("payload.torrent"),
+    pieceLength,
+  });
+  const source = dir.join("payload.bin");
+
+  const ours = await startOurSeeder(torrentPath, source);
+  await using theirs = await startLibtorrent({
+    mode: "seed",
+    torrentPath,
+    savePath: dir.path,
+    progressMs: 0,
+  });
+  const times: Record<"ours" | "libtorrent", number[]> = { ours: [], libtorrent: [] };
+  try {
+    for (let run = 0; run < runs; run++) {
+      for (const who of ["ours", "libtorrent"] as const) {
+        const out = dir.join(`out-${who}-${run}`);
+        const peer = who === "ours" ? `127.0.0.1:${ours.port}` : theirs.address;
+        const seconds = await download(torrentPath, peer, out);
+        if (!(await sameContents(source, `${out}/payload.bin`))) {
+          throw new Error(`Download from ${who} differs from the source`);
+        }
+        await Deno.remove(out, { recursive: true });
+        times[who].push(seconds);
+        console.error(`run ${run + 1}: libtorrent from ${who}: ${seconds.toFixed(2)} s`);
+      }
+    }
+  } finally {
+    await ours.stop();
+  }
+  const mib = size / MIB;
+  const line = (who: "ours" | "libtorrent") => {
+    const seconds = median(times[who]);
+    return `${who.padEnd(10)} ${seconds.toFixed(2)} s  ${(mib / seconds).toFixed(0)} MiB/s`;
+  };
+  console.log(
+    `libtorrent downloading ${values.size} (${pieceLength / 1024} KiB pieces), median of ${runs}:`,
+  );
+  console.log(`  from ${line("ours")}`);
+  console.log(`  from ${line("libtorrent")}`);
+  const ratio = median(times.libtorrent) / median(times.ours);
+  console.log(
+    `  ours / libtorrent throughput: ${ratio.toFixed(2)}x (target >= ${TARGET_RATIO}x) ${
+      ratio >= TARGET_RATIO ? "ok" : "BELOW TARGET"
+    }`,
+  );
+}
+
+if (import.meta.main) await main();
