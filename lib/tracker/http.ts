@@ -96,7 +96,12 @@ function translateFetchError(
   // The caller's own abort is not a tracker failure: surface their reason unchanged.
   if (callerSignal?.aborted) return callerSignal.reason;
   if (timeout.aborted) return fail(`timed out after ${timeoutMs} ms`, cause);
-  return fail((cause as Error)?.message ?? String(cause), cause);
+  let detail = (cause as Error)?.message ?? String(cause);
+  // fetch() says only "fetch failed"; the reason (DNS, refused, reset) is in its cause, after
+  // the "error sending request for url (...): client error (Connect): " preamble.
+  const inner = (cause as Error)?.cause;
+  if (inner instanceof Error) detail += `: ${inner.message.replace(/^.*\): /, "")}`;
+  return fail(detail, cause);
 }
 
 async function readCapped(response: Response, maxBytes: number): Promise<Uint8Array> {
