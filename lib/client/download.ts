@@ -1,3 +1,4 @@
+import * as nodePath from "node:path";
 import type { Metainfo } from "../metainfo/mod.ts";
 import type { PeerAddress } from "../peer/address.ts";
 import { FsStorage, safePathComponents } from "../storage/mod.ts";
@@ -295,6 +296,10 @@ async function pumpPeers(
 
 async function openStorage(metainfo: Metainfo, out: string): Promise<FsStorage> {
   try {
+    // `-o some/new/dir/file.iso` works as it does for a multi-file torrent's top directory.
+    if (!metainfo.multiFile) {
+      await Deno.mkdir(nodePath.dirname(nodePath.resolve(out)), { recursive: true });
+    }
     return await FsStorage.open({
       root: out,
       files: metainfo.files.map((file) => ({ path: file.path, length: file.length })),
