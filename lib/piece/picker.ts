@@ -116,6 +116,8 @@ export class PiecePicker {
   readonly #activeWithFree = new Set<number>();
   /** Missing blocks neither received nor in flight. */
   #freeBlocks = 0;
+  /** Pieces to pick before any other, most urgent first (see `setPriority`). */
+  #priority: readonly number[] = [];
 
   /**
    * Creates a picker for a torrent where we have nothing yet.
@@ -338,6 +340,13 @@ export class PiecePicker {
     const out: BlockRequest[] = [];
     if (count <= 0 || this.#have.isComplete) return out;
 
+    for (const index of this.#priority) {
+      if (out.length >= count) return out;
+      if (this.#have.has(index) || !peerBitfield.has(index)) continue;
+      const active = this.#active.get(index);
+      if (!active) this.#take(index, this.#activate(index), count, out);
+      else if (active.freeCount > 0) this.#take(index, active, count, out);
+    }
     for (const index of this.#activeWithFree) {
       if (out.length >= count) return out;
       if (peerBitfield.has(index)) this.#take(index, this.#active.get(index)!, count, out);
@@ -353,6 +362,34 @@ export class PiecePicker {
       this.#takeDuplicates(peerBitfield, count, options.skip, out);
     }
     return out;
+  }
+
+  /**
+   * Sets the pieces to request before any other, in order: a streaming reader's next pieces,
+   * the one it waits on first (its deadline is the soonest). They take precedence over
+   * partially requested and rarest pieces; pieces we have are skipped. Replaces the previous
+   * list; an empty list restores plain rarest-first.
+   *
+   * @param pieces Piece indices, most urgent first.
+   * @throws {RangeError} If an index is out of range.
+   *
+   * @example A sequential window
+   * ```ts
+   * import { PiecePicker } from "./picker.ts";
+   * import { Bitfield } from "./bitfield.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const picker = new PiecePicker({ pieceCount: 8, pieceLength: 16384, totalLength: 131072 });
+   * const seed = new Bitfield(8);
+   * seed.setAll();
+   * picker.addPeerBitfield(seed);
+   * picker.setPriority([6, 7]);
+   * assert.deepEqual(picker.nextRequests(seed, 2).map((r) => r.index), [6, 7]);
+   * ```
+   */
+  setPriority(pieces: readonly number[]): void {
+    for (const index of pieces) this.#check(index);
+    this.#priority = [...pieces];
   }
 
   /**

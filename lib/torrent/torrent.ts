@@ -373,6 +373,19 @@ export class Torrent implements AsyncDisposable {
   }
 
   /**
+   * Requests these pieces before any other, in order (e.g. the pieces a streaming reader needs
+   * next, the most urgent first); see {@linkcode PiecePicker.setPriority}. Replaces the previous
+   * list; `[]` restores rarest-first.
+   *
+   * @param pieces Piece indices, most urgent first.
+   * @throws {RangeError} If an index is out of range.
+   */
+  setPriority(pieces: readonly number[]): void {
+    this.#picker.setPriority(pieces);
+    this.#scheduleRefill();
+  }
+
+  /**
    * Subscribes to engine events (in addition to `onEvent`).
    *
    * @param listener Called for every event.
