@@ -448,10 +448,15 @@ async function runDownload(values: Values, [path]: string[], signal: AbortSignal
     reporter?.clear();
     console.error(line);
   };
+  // SIGTERM (a service manager, `kill`) stops as cleanly as Ctrl-C: data, resume file, `stopped`.
+  const terminate = new AbortController();
+  const onTerminate = () => terminate.abort(new Error("Terminated"));
+  const handlesTerm = Deno.build.os !== "windows";
+  if (handlesTerm) Deno.addSignalListener("SIGTERM", onTerminate);
   const result = await downloadTorrent(metainfo, {
     ...(typeof values.output === "string" ? { out: values.output } : {}),
     peers,
-    signal,
+    signal: AbortSignal.any([signal, terminate.signal]),
     useTrackers: !values["no-trackers"],
     seed: values.seed === true,
     ...(port !== undefined ? { port } : {}),
@@ -464,6 +469,8 @@ async function runDownload(values: Values, [path]: string[], signal: AbortSignal
           dht.peers(metainfo.infoHash, { signal, announcePort: port, intervalMs: 60_000 }),
       }
       : {}),
+  }).finally(() => {
+    if (handlesTerm) Deno.removeSignalListener("SIGTERM", onTerminate);
   });
   reporter?.finish(progressStats(result.progress));
   if (!result.complete) {

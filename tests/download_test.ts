@@ -470,46 +470,76 @@ async function waitFor(condition: () => boolean, ms: number, what: string): Prom
   }
 }
 
-Deno.test("download stopped by SIGINT keeps its data and resume file; a re-run fetches only the rest", async () => {
+/** Spawns the CLI, waits for `ready()`, sends `signal`, and collects the output. */
+async function interruptCli(
+  args: string[],
+  ready: () => boolean,
+  signal: Deno.Signal,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  try {
+    await waitFor(ready, 10_000, "the transfer to reach the interruption point");
+    // Leaves the last block a moment to be verified and written.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  } finally {
+    try {
+      child.kill(signal);
+    } catch (error) {
+      // Already exited: the assertions on its output tell why.
+      if (!(error instanceof TypeError)) throw error;
+    }
+  }
+  const output = await child.output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test("download interrupted by SIGINT, then SIGTERM, keeps its data; a re-run fetches only the rest", async () => {
   await using tracker = await startHttpTracker();
-  const fixture = await singleFile(10 * 16384 - 1234, 16384, tracker.url);
-  const pieceLength = fixture.metainfo.pieceLength;
+  // 32 KiB pieces of two blocks each.
+  const fixture = await singleFile(10 * 32768 - 1234, 32768, tracker.url);
+  const { pieceLength, pieceCount } = fixture.metainfo;
+  const pieceBytes = (index: number) =>
+    Math.min(pieceLength, fixture.data.length - index * pieceLength);
   try {
     const out = `${fixture.dir}/out.bin`;
     const args = ["download", "-o", out, "--port", "0", fixture.torrentPath];
+    const stoppedWith =
+      /^error: Stopped with (\d+) of 10 pieces verified in ".*out\.bin": run the same command again to resume$/;
+    let verified: number;
     {
-      // A peer with the first six pieces only: the download stalls at 6 of 10.
+      // One peer has pieces 0-5; the other has 6-9 but chokes for good after three blocks,
+      // so the run is cut with requests in flight and a piece half received.
       await using partial = await seed(fixture, [0, 1, 2, 3, 4, 5]);
-      tracker.setPeers(fixture.metainfo.infoHash, [{ host: LOOPBACK, port: partial.port }]);
-      const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", CLI, ...args],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-        env: { NO_COLOR: "1" },
-      }).spawn();
-      try {
-        await waitFor(
-          () => partial.torrent.stats().uploaded >= 6 * pieceLength,
-          10_000,
-          "six pieces served",
-        );
-      } finally {
-        // Leaves the last block a moment to be verified and written, then interrupts.
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        child.kill("SIGINT");
-      }
-      const output = await child.output();
-      const result = {
-        code: output.code,
-        stdout: new TextDecoder().decode(output.stdout),
-        stderr: new TextDecoder().decode(output.stderr),
-      };
-      assertOneLineError(
-        result,
-        1,
-        /^error: Stopped with 6 of 10 pieces verified in ".*out\.bin": run the same command again to resume$/,
+      await using stingy = new ScriptedSeeder({
+        torrent: scriptedTorrent(fixture.metainfo),
+        data: fixture.data,
+        pieces: [6, 7, 8, 9],
+        chokeAfterBlocks: 3,
+        unchokeAfterMs: 600_000,
+      });
+      tracker.setPeers(fixture.metainfo.infoHash, [
+        { host: LOOPBACK, port: partial.port },
+        stingy.address,
+      ]);
+      const result = await interruptCli(
+        args,
+        () => partial.torrent.stats().uploaded >= 6 * pieceLength && stingy.blocksServed >= 3,
+        "SIGINT",
       );
+      assertOneLineError(result, 1, stoppedWith);
+      verified = Number(result.stderr.match(/Stopped with (\d+)/)![1]);
+      assert.ok(verified === 6 || verified === 7, result.stderr);
       assert.equal(result.stdout, "");
       assert.deepEqual(eventsOf(tracker), ["started", "stopped"]);
       assert.ok((await Deno.stat(`${fixture.dir}/.out.bin.dtresume`)).isFile);
@@ -518,6 +548,18 @@ Deno.test("download stopped by SIGINT keeps its data and resume file; a re-run f
         partialBytes.subarray(0, 6 * pieceLength),
         fixture.data.subarray(0, 6 * pieceLength),
       );
+
+      // A second run resumes from the resume file, finds nothing new, and is terminated.
+      await stingy.close();
+      tracker.setPeers(fixture.metainfo.infoHash, [{ host: LOOPBACK, port: partial.port }]);
+      const second = await interruptCli(
+        args,
+        () => tracker.announces.length >= 3,
+        "SIGTERM",
+      );
+      assertOneLineError(second, 1, stoppedWith);
+      assert.equal(Number(second.stderr.match(/Stopped with (\d+)/)![1]), verified);
+      assert.deepEqual(eventsOf(tracker), ["started", "stopped", "started", "stopped"]);
     }
 
     await using full = await seed(fixture);
@@ -525,11 +567,22 @@ Deno.test("download stopped by SIGINT keeps its data and resume file; a re-run f
     const result = await runCli(args);
     assert.equal(result.code, 0, result.stderr);
     await assertOutput(fixture, out);
-    assert.equal(full.torrent.stats().uploaded, fixture.data.length - 6 * pieceLength);
-    assert.deepEqual(eventsOf(tracker).slice(2), ["started", "completed", "stopped"]);
-    assert.equal(tracker.announces[2]!.left, fixture.data.length - 6 * pieceLength);
+    // Only the missing pieces were served, each once.
+    const have = new Set(Array.from({ length: pieceCount }, (_, i) => i).slice(0, 6));
+    let missing = fixture.data.length;
+    for (const index of have) missing -= pieceBytes(index);
+    if (verified === 7) {
+      // The piece that completed in the first run is not fetched again either.
+      assert.ok(full.torrent.stats().uploaded < missing);
+      assert.ok(missing - full.torrent.stats().uploaded <= pieceLength);
+    } else {
+      assert.equal(full.torrent.stats().uploaded, missing);
+    }
+    assert.deepEqual(eventsOf(tracker).slice(4), ["started", "completed", "stopped"]);
+    assert.equal(tracker.announces[4]!.left, full.torrent.stats().uploaded);
 
     // A third run has nothing to fetch: it finishes from the resume file at once.
+    const uploaded = full.torrent.stats().uploaded;
     const again = await runCli([
       "download",
       "-q",
@@ -541,7 +594,7 @@ Deno.test("download stopped by SIGINT keeps its data and resume file; a re-run f
       fixture.torrentPath,
     ]);
     assert.equal(again.code, 0, again.stderr);
-    assert.equal(full.torrent.stats().uploaded, fixture.data.length - 6 * pieceLength);
+    assert.equal(full.torrent.stats().uploaded, uploaded);
     await assertOutput(fixture, out);
   } finally {
     await Deno.remove(fixture.dir, { recursive: true });
