@@ -79,9 +79,11 @@ async function downloadBeside(
       ...options.torrent,
     });
     torrent.start();
-    // The hostile peer first, so it is connected before the honest one can finish.
+    // The hostile peer first, and the honest one once the hostile peer was asked for a block
+    // (or dropped, or 300 ms passed): otherwise a slow start under load can leave the hostile
+    // peer only endgame requests, whose answers are discarded unread once cancelled.
     torrent.addPeers([hostile.address]);
-    await sleep(20);
+    for (let i = 0; i < 60 && hostile.requestCount === 0 && !dropped; i++) await sleep(5);
     torrent.addPeers([good.address]);
     await withTimeout(torrent.done, options.timeoutMs ?? 15_000, "download beside a hostile peer");
     doneBeforeDrop = !dropped;

@@ -247,6 +247,7 @@ export class HostilePeer implements AsyncDisposable {
   readonly #abort = new AbortController();
   readonly #accepting: Promise<void>;
   readonly #dropped = Promise.withResolvers<void>();
+  #finishedRequests = 0;
   /** Connections accepted. */
   connections = 0;
   /** Connections the other side closed. */
@@ -270,6 +271,13 @@ export class HostilePeer implements AsyncDisposable {
   /** The address to give the engine. */
   get address(): { host: string; port: number } {
     return { host: "127.0.0.1", port: this.port };
+  }
+
+  /** `request` messages received so far, over all connections (as read by the scripts). */
+  get requestCount(): number {
+    let count = this.#finishedRequests;
+    for (const wire of this.#wires) count += wire.requests.length;
+    return count;
   }
 
   /** Resolves the first time the other side closes one of our connections. */
@@ -328,7 +336,7 @@ export class HostilePeer implements AsyncDisposable {
       if (!isGoneError(error)) this.errors.push(error);
     } finally {
       wire.close();
-      this.#wires.delete(wire);
+      if (this.#wires.delete(wire)) this.#finishedRequests += wire.requests.length;
       if (wire.ended) {
         this.dropped++;
         this.#dropped.resolve();
