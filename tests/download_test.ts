@@ -270,30 +270,69 @@ Deno.test("download over a UDP tracker sends started, completed and stopped", as
   }
 });
 
-Deno.test("download fails over from a dead first tier to the next tiers", async () => {
-  // A port nothing listens on: connection refused.
-  const dead = (() => {
-    const listener = Deno.listen({ hostname: LOOPBACK, port: 0 });
-    const port = listener.addr.port;
-    listener.close();
-    return `http://${LOOPBACK}:${port}/announce`;
-  })();
-  await using udp = await startUdpTracker();
-  await using http = await startHttpTracker();
-  const fixture = await singleFile(50_000, 16384, [[dead], [udp.url], [http.url]]);
-  try {
-    await using seeder = await seed(fixture);
-    // Only the last tier knows the seeder.
-    http.setPeers(fixture.metainfo.infoHash, [{ host: LOOPBACK, port: seeder.port }]);
-    const out = `${fixture.dir}/out.bin`;
-    const result = await runCli(["download", "-q", "-o", out, "--port", "0", fixture.torrentPath]);
-    assert.equal(result.code, 0, result.stderr);
-    await assertOutput(fixture, out);
-    assert.deepEqual(eventsOf(http), ["started", "completed", "stopped"]);
-    assert.deepEqual(udp.announces.map((a) => a.event), [2, 1, 3]);
-  } finally {
-    await Deno.remove(fixture.dir, { recursive: true });
-  }
+Deno.test("download fails over from a dead first tier to the next tiers", async (t) => {
+  await t.step("refused first tier, UDP second tier, HTTP third", async () => {
+    // A port nothing listens on: connection refused.
+    const dead = (() => {
+      const listener = Deno.listen({ hostname: LOOPBACK, port: 0 });
+      const port = listener.addr.port;
+      listener.close();
+      return `http://${LOOPBACK}:${port}/announce`;
+    })();
+    await using udp = await startUdpTracker();
+    await using http = await startHttpTracker();
+    const fixture = await singleFile(50_000, 16384, [[dead], [udp.url], [http.url]]);
+    try {
+      await using seeder = await seed(fixture);
+      // Only the last tier knows the seeder.
+      http.setPeers(fixture.metainfo.infoHash, [{ host: LOOPBACK, port: seeder.port }]);
+      const out = `${fixture.dir}/out.bin`;
+      const result = await runCli(["download", "-o", out, "--port", "0", fixture.torrentPath]);
+      assert.equal(result.code, 0, result.stderr);
+      await assertOutput(fixture, out);
+      assert.deepEqual(eventsOf(http), ["started", "completed", "stopped"]);
+      assert.deepEqual(udp.announces.map((a) => a.event), [2, 1, 3]);
+      // The dead tracker is reported once, as a warning.
+      const warnings = result.stderr.split("\n").filter((line) => line.startsWith("warning: "));
+      assert.equal(warnings.length, 1, result.stderr);
+      assert.match(warnings[0]!, new RegExp(dead.replaceAll(".", "\\.")));
+    } finally {
+      await Deno.remove(fixture.dir, { recursive: true });
+    }
+  });
+
+  await t.step(
+    "a first tier that never answers does not hold up the download or the exit",
+    async () => {
+      await using hung = await startHttpTracker();
+      hung.setResponse({ hang: true });
+      await using http = await startHttpTracker();
+      const fixture = await singleFile(50_000, 16384, [[hung.url], [http.url]]);
+      try {
+        await using seeder = await seed(fixture);
+        http.setPeers(fixture.metainfo.infoHash, [{ host: LOOPBACK, port: seeder.port }]);
+        const out = `${fixture.dir}/out.bin`;
+        const started = performance.now();
+        const result = await runCli([
+          "download",
+          "-q",
+          "-o",
+          out,
+          "--port",
+          "0",
+          fixture.torrentPath,
+        ]);
+        const elapsed = performance.now() - started;
+        assert.equal(result.code, 0, result.stderr);
+        await assertOutput(fixture, out);
+        assert.deepEqual(eventsOf(http), ["started", "completed", "stopped"]);
+        assert.equal(hung.announces[0]?.event, "started");
+        assert.ok(elapsed < 4_000, `took ${elapsed} ms`);
+      } finally {
+        await Deno.remove(fixture.dir, { recursive: true });
+      }
+    },
+  );
 });
 
 /** Runs `downloadTorrent` in process into `<dir>/out`, collecting engine events. */
