@@ -3,9 +3,11 @@
  * libtorrent seeder, in the same run, each into a fresh directory, verified byte for byte.
  *
  *   deno run -A tests/bench/seed_bench.ts [--size 1GiB] [--runs 3] [--piece-kib 256]
+ *                                         [--only ours,libtorrent] [--cpu-prof DIR]
  *
- * Prints the median wall time and MiB/s of each, and the ratio ours / libtorrent's
- * (target >= 0.9). Needs python3-libtorrent (Debian).
+ * Prints the median wall time, MiB/s and seeder CPU seconds of each, and the ratio ours /
+ * libtorrent's (target >= 0.9). `--cpu-prof DIR` writes a V8 CPU profile of our seeder there.
+ * Needs python3-libtorrent (Debian).
  *
  * @module
  */
@@ -19,10 +21,22 @@ import {
   startLibtorrent,
   tempDir,
 } from "../_helpers/interop/mod.ts";
+import { childPids } from "./_proc_stats.ts";
 
 const CLI = decodeURIComponent(new URL("../../cli.ts", import.meta.url).pathname);
 const MIB = 1024 * 1024;
 const TARGET_RATIO = 0.9;
+const TICKS_PER_SECOND = 100;
+const SEEDERS = ["ours", "libtorrent"] as const;
+type Seeder = typeof SEEDERS[number];
+
+/** User + system CPU seconds used so far by a running process, from `/proc/PID/stat`. */
+function cpuSeconds(pid: number): number {
+  const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
 
 function parseSize(text: string): number {
   const match = /^(\d+)\s*(|k|kib|m|mib|g|gib)$/i.exec(text.trim());
@@ -33,9 +47,10 @@ function parseSize(text: string): number {
 }
 
 /** Our seeder as a subprocess; resolves with its port once it printed its ready line. */
-async function startOurSeeder(torrent: string, data: string) {
+async function startOurSeeder(torrent: string, data: string, cpuProf: string | undefined) {
+  const prof = cpuProf === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProf}`];
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "seed", "--no-trackers", "--port", "0", torrent, data],
+    args: ["run", "-A", ...prof, CLI, "seed", "--no-trackers", "--port", "0", torrent, data],
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -53,6 +68,7 @@ async function startOurSeeder(torrent: string, data: string) {
       })();
       return {
         port: Number(match[1]),
+        pid: child.pid,
         async stop() {
           child.kill("SIGINT");
           await child.status;
@@ -88,7 +104,15 @@ async function main(): Promise<void> {
       size: { type: "string", default: "1GiB" },
       runs: { type: "string", default: "3" },
       "piece-kib": { type: "string", default: "256" },
+      only: { type: "string", default: SEEDERS.join(",") },
+      "cpu-prof": { type: "string" },
     },
+  });
+  const only = values.only.split(",").map((name) => {
+    if (!(SEEDERS as readonly string[]).includes(name)) {
+      throw new TypeError(`Cannot parse --only "${values.only}": use ${SEEDERS.join(",")}`);
+    }
+    return name as Seeder;
   });
   const missing = missingTools(["libtorrent"]);
   if (missing.length > 0) throw new Error(`Missing tools: ${missing.join(", ")}`);
@@ -104,41 +128,53 @@ async function main(): Promise<void> {
   });
   const source = dir.join("payload.bin");
 
-  const ours = await startOurSeeder(torrentPath, source);
+  const ours = await startOurSeeder(torrentPath, source, values["cpu-prof"]);
+  const before = childPids();
   await using theirs = await startLibtorrent({
     mode: "seed",
     torrentPath,
     savePath: dir.path,
     progressMs: 0,
   });
-  const times: Record<"ours" | "libtorrent", number[]> = { ours: [], libtorrent: [] };
+  const theirPid = [...childPids()].find((pid) => !before.has(pid));
+  if (theirPid === undefined) throw new Error("Cannot find the libtorrent seeder's pid");
+  const times: Record<Seeder, number[]> = { ours: [], libtorrent: [] };
+  const cpu: Record<Seeder, number[]> = { ours: [], libtorrent: [] };
   try {
     for (let run = 0; run < runs; run++) {
-      for (const who of ["ours", "libtorrent"] as const) {
+      for (const who of only) {
         const out = dir.join(`out-${who}-${run}`);
         const peer = who === "ours" ? `127.0.0.1:${ours.port}` : theirs.address;
+        const pid = who === "ours" ? ours.pid : theirPid;
+        const cpuBefore = cpuSeconds(pid);
         const seconds = await download(torrentPath, peer, out);
+        cpu[who].push(cpuSeconds(pid) - cpuBefore);
         if (!(await sameContents(source, `${out}/payload.bin`))) {
           throw new Error(`Download from ${who} differs from the source`);
         }
         await Deno.remove(out, { recursive: true });
         times[who].push(seconds);
-        console.error(`run ${run + 1}: libtorrent from ${who}: ${seconds.toFixed(2)} s`);
+        console.error(
+          `run ${run + 1}: libtorrent from ${who}: ${seconds.toFixed(2)} s, seeder CPU ${
+            cpu[who].at(-1)!.toFixed(2)
+          } s`,
+        );
       }
     }
   } finally {
     await ours.stop();
   }
   const mib = size / MIB;
-  const line = (who: "ours" | "libtorrent") => {
+  const line = (who: Seeder) => {
     const seconds = median(times[who]);
-    return `${who.padEnd(10)} ${seconds.toFixed(2)} s  ${(mib / seconds).toFixed(0)} MiB/s`;
+    return `${who.padEnd(10)} ${seconds.toFixed(2)} s  ${(mib / seconds).toFixed(0)} MiB/s  ` +
+      `seeder CPU ${median(cpu[who]).toFixed(2)} s`;
   };
   console.log(
     `libtorrent downloading ${values.size} (${pieceLength / 1024} KiB pieces), median of ${runs}:`,
   );
-  console.log(`  from ${line("ours")}`);
-  console.log(`  from ${line("libtorrent")}`);
+  for (const who of only) console.log(`  from ${line(who)}`);
+  if (only.length < SEEDERS.length) return;
   const ratio = median(times.libtorrent) / median(times.ours);
   console.log(
     `  ours / libtorrent throughput: ${ratio.toFixed(2)}x (target >= ${TARGET_RATIO}x) ${
