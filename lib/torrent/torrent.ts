@@ -14,6 +14,7 @@ import type { ExtensionHooks } from "./extensions.ts";
 import { DEFAULT_RESERVED, type PeerListener } from "./listener.ts";
 import { PeerPool } from "./peer_pool.ts";
 import { PieceBuffer } from "./piece_buffer.ts";
+import { PeerExchange, type PexSettings } from "./pex.ts";
 import { PeerSession, type SessionConnection, type SessionHost } from "./peer_session.ts";
 
 /** What the engine needs from a parsed metainfo (a `Metainfo` fits). */
@@ -58,6 +59,11 @@ export interface TorrentOptions {
   seedChoking?: "round-robin" | "fastest";
   /** Handlers for BEP 10 extension traffic (PEX, metadata fetching). */
   extensionHooks?: ExtensionHooks<PeerSession>;
+  /**
+   * Peer exchange (BEP 11, `ut_pex`): learn peers from connected peers and tell them ours.
+   * On by default (never for a private torrent, BEP 27); `false` turns it off.
+   */
+  pex?: boolean | PexSettings;
   /** Cap on bytes of unverified pieces in memory; defaults to 32 MiB. */
   maxBufferedBytes?: number;
   /** No block for this long while requests are outstanding marks a peer snubbed; 30 s default. */
@@ -228,7 +234,17 @@ export class Torrent implements AsyncDisposable {
     this.#snubTimeoutMs = options.snubTimeoutMs;
     this.#maxStrikes = options.maxStrikes ?? 3;
     this.#onEvent = options.onEvent;
-    this.#extensionHooks = options.extensionHooks;
+    const pex = options.pex === false
+      ? undefined
+      : new PeerExchange((addresses) => this.addPeers(addresses), {
+        ...(typeof options.pex === "object" ? options.pex : {}),
+        private: "private" in info && info.private === true,
+        now: this.#now,
+        signal: this.#abort.signal, // its timer stops when the torrent closes
+        ...(this.#listener ? { listenPort: this.#listener.port } : {}),
+        ...(options.extensionHooks ? { hooks: options.extensionHooks } : {}),
+      });
+    this.#extensionHooks = pex?.hooks ?? options.extensionHooks;
     this.#signal = options.signal;
     const random = options.random ?? Math.random;
 
