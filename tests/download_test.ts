@@ -522,19 +522,26 @@ async function interruptCli(
     stderr: "piped",
     env: { NO_COLOR: "1" },
   }).spawn();
+  let notReady: unknown;
   try {
     await waitFor(ready, 10_000, "the transfer to reach the interruption point");
     // Leaves the last block a moment to be verified and written.
     await new Promise((resolve) => setTimeout(resolve, 200));
-  } finally {
-    try {
-      child.kill(signal);
-    } catch (error) {
-      // Already exited: the assertions on its output tell why.
-      if (!(error instanceof TypeError)) throw error;
-    }
+  } catch (error) {
+    notReady = error;
+  }
+  try {
+    child.kill(signal);
+  } catch (error) {
+    // Already exited: the assertions on its output tell why.
+    if (!(error instanceof TypeError)) throw error;
   }
   const output = await child.output();
+  if (notReady !== undefined) {
+    throw new Error(`${notReady}: ${new TextDecoder().decode(output.stderr)}`, {
+      cause: notReady,
+    });
+  }
   const decoder = new TextDecoder();
   return {
     code: output.code,
@@ -635,6 +642,50 @@ Deno.test("download interrupted by SIGINT, then SIGTERM, keeps its data; a re-ru
     assert.equal(again.code, 0, again.stderr);
     assert.equal(full.torrent.stats().uploaded, uploaded);
     await assertOutput(fixture, out);
+  } finally {
+    await Deno.remove(fixture.dir, { recursive: true });
+  }
+});
+
+Deno.test("download --seed serves the finished torrent to others until interrupted", async () => {
+  await using tracker = await startHttpTracker();
+  const fixture = await singleFile(6 * 16384 + 99, 16384, tracker.url);
+  try {
+    const out = `${fixture.dir}/out.bin`;
+    const args = ["download", "-q", "--seed", "-o", out, "--port", "0", fixture.torrentPath];
+    const leecherOut = `${fixture.dir}/leecher.bin`;
+    const seeder = await seed(fixture);
+    tracker.setPeers(fixture.metainfo.infoHash, [{ host: LOOPBACK, port: seeder.port }]);
+    let leeching: Promise<unknown> | undefined;
+    let leeched = false;
+    const startLeecher = () => {
+      // The original seeder leaves: the CLI is the only source now.
+      const cliPort = tracker.announces[0]!.port;
+      leeching = seeder.close()
+        .then(() =>
+          downloadInProcess(fixture, {
+            out: leecherOut,
+            peers: [{ host: LOOPBACK, port: cliPort }],
+          })
+        )
+        .then(() => leeched = true);
+    };
+    let result;
+    try {
+      result = await interruptCli(args, () => {
+        if (leeching === undefined && eventsOf(tracker).includes("completed")) startLeecher();
+        return leeched;
+      }, "SIGINT");
+    } finally {
+      await seeder.close();
+      await leeching;
+    }
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, `Downloaded ${fixture.torrentPath} to ${out}.\n`);
+    await assertOutput(fixture, out);
+    await assertOutput(fixture, leecherOut);
+    assert.deepEqual(eventsOf(tracker), ["started", "completed", "stopped"]);
+    assert.ok(tracker.announces[2]!.uploaded >= fixture.data.length, "uploaded reported");
   } finally {
     await Deno.remove(fixture.dir, { recursive: true });
   }
