@@ -22,3 +22,19 @@ export * from "./magnet.ts";
 export * from "./peer_sources.ts";
 export * from "./seed.ts";
 export * from "./create.ts";
+export { type AddOptions, Client, type ClientOptions, type TorrentSource } from "./client.ts";
+export type {
+  RemoveOptions,
+  TorrentEventsOptions,
+  TorrentHandle,
+  TorrentHandleEvent,
+  TorrentHandleStats,
+  TorrentState,
+} from "./torrent_handle.ts";
+export {
+  type FileStreamOptions,
+  type PieceReader,
+  streamPieces,
+  type StreamPiecesOptions,
+  type TorrentFileHandle,
+} from "./file_stream.ts";
