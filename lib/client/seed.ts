@@ -2,6 +2,7 @@ import { join } from "node:path";
 import type { Metainfo } from "../metainfo/mod.ts";
 import type { PeerAddress } from "../peer/address.ts";
 import { FsStorage } from "../storage/mod.ts";
+import type { DhtPeerSource } from "./peer_sources.ts";
 import {
   Announcer,
   checkExisting,
@@ -39,6 +40,18 @@ export interface SeedOptions {
   onEvent?: (event: TorrentEvent) => void;
   /** Called when a tracker announce fails. */
   onTrackerError?: (url: string, error: Error) => void;
+  /**
+   * Announce our port into the DHT (BEP 5) through this source, again after each lookup,
+   * while seeding; the peers the lookups find are dialled. The caller opens and closes the
+   * source. Ignored for a private torrent (BEP 27).
+   */
+  dht?: DhtPeerSource;
+  /** Most time between two DHT lookups and announces, in ms (default 300000: 5 minutes). */
+  dhtIntervalMs?: number;
+  /** Called when announcing to the DHT fails (e.g. no node answers); it is retried later. */
+  onDhtError?: (error: unknown) => void;
+  /** Peer exchange (BEP 11) with connected peers (default true; never for a private torrent). */
+  pex?: boolean;
   /** Aborts the check, or stops a running seeder (tracker `stopped` is sent). */
   signal?: AbortSignal;
 }
@@ -75,8 +88,9 @@ export interface Seeder extends AsyncDisposable {
  * Seeds a torrent from files on disk (BEP 3): checks the data at `path` (the file or top
  * directory, as given to `create` or written by `download -o`), trusting a matching resume
  * file and hashing otherwise; listens for peers; announces to the trackers with `left` = the
- * bytes not held; and serves verified pieces until closed. Upload slots go round-robin, one
- * rechoke every 10 s; every piece request is checked (range, 16 KiB, choke state).
+ * bytes not held, and to the DHT when given one (not for a private torrent); and serves
+ * verified pieces until closed. Upload slots go round-robin, one rechoke every 10 s; every
+ * piece request is checked (range, 16 KiB, choke state).
  *
  * Incomplete data is seeded as far as it is verified (the `complete` flag says so); missing
  * pieces are not downloaded. Files are opened as they are: a missing file or one of the wrong
@@ -168,6 +182,7 @@ export async function seedTorrent(
       ...(options.uploadSlots === undefined ? {} : { uploadSlots: options.uploadSlots }),
       ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
       ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+      ...(options.pex === false ? { pex: false } : {}),
     });
     return startSeeder(metainfo, storage, listener, torrent, options);
   } catch (error) {
@@ -209,14 +224,17 @@ function startSeeder(
       ...(options.onTrackerError ? { onError: options.onTrackerError } : {}),
     });
   const stopped = Promise.withResolvers<SeedStats>();
+  const stopDht = new AbortController();
+  let announcing: Promise<void> | undefined;
   let closing: Promise<SeedStats> | undefined;
   const close = (): Promise<SeedStats> => {
     closing ??= (async () => {
       signal?.removeEventListener("abort", onAbort);
+      stopDht.abort();
       try {
         await torrent.close();
         const final = stats();
-        await announcer?.stop();
+        await Promise.all([announcer?.stop(), announcing]);
         return final;
       } finally {
         await listener.close();
@@ -233,6 +251,14 @@ function startSeeder(
   torrent.start();
   if (options.peers) torrent.addPeers(options.peers);
   announcer?.start();
+  if (options.dht && !metainfo.private) {
+    announcing = announceToDht(options.dht, torrent, {
+      port: listener.port,
+      signal: stopDht.signal,
+      intervalMs: options.dhtIntervalMs ?? DEFAULT_DHT_INTERVAL_MS,
+      ...(options.onDhtError ? { onError: options.onDhtError } : {}),
+    });
+  }
   if (signal?.aborted) onAbort();
   else signal?.addEventListener("abort", onAbort, { once: true });
   return {
@@ -248,6 +274,52 @@ function startSeeder(
       await close();
     },
   };
+}
+
+/** Default most time between two DHT announces of a seeder (peers expire after 30 minutes). */
+const DEFAULT_DHT_INTERVAL_MS = 300_000;
+
+/**
+ * Announces the seeder's port into the DHT after each lookup and dials the peers found, until
+ * `signal` aborts; a failure (no node answers) is reported and retried after the interval.
+ */
+async function announceToDht(
+  dht: DhtPeerSource,
+  torrent: Torrent,
+  options: {
+    port: number;
+    signal: AbortSignal;
+    intervalMs: number;
+    onError?: (error: unknown) => void;
+  },
+): Promise<void> {
+  const { port, signal, intervalMs } = options;
+  while (!signal.aborted) {
+    try {
+      const lookups = dht.peers(torrent.infoHash, { signal, announcePort: port, intervalMs });
+      for await (const batch of lookups) torrent.addPeers(batch);
+      // Ended without an error: stopped, or the source was closed under us.
+      return;
+    } catch (error) {
+      if (signal.aborted) return;
+      options.onError?.(error);
+    }
+    await sleep(intervalMs, signal);
+  }
+}
+
+/** Waits `ms`, or less if `signal` aborts; never rejects. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
 
 function handledByStopped(_error: unknown): void {
