@@ -232,6 +232,10 @@ function seedCommands(): Command[] {
         "upload-slots": { type: "string" },
         "max-connections": { type: "string" },
         "no-trackers": { type: "boolean" },
+        "no-dht": { type: "boolean" },
+        "dht-bootstrap": { type: "string", multiple: true },
+        "dht-state": { type: "string" },
+        "no-pex": { type: "boolean" },
         quiet: { type: "boolean", short: "q" },
       },
       positionals: 2,
@@ -247,6 +251,7 @@ function createUsage(): string {
 
 function seedUsage(): string {
   return "seed [--port <port>] [--peer <ip:port>]... [--upload-slots <n>] [--no-trackers] " +
+    "[--no-dht] [--dht-bootstrap <host:port>]... [--dht-state <file>] [--no-pex] " +
     "<file.torrent> <path>";
 }
 
@@ -318,10 +323,16 @@ async function runSeed(
   const quiet = values.quiet === true;
   const encoder = new TextEncoder();
   const showProgress = !quiet && Deno.stderr.isTerminal();
+  // BEP 27: a private torrent's peers come from its trackers only.
+  await using dht = values["no-dht"] === true || metainfo.private
+    ? undefined
+    : await openDht(values, usage);
   const seeder = await seedTorrent(metainfo, path!, {
     signal,
     peers,
     useTrackers: !values["no-trackers"],
+    ...(dht ? { dht } : {}),
+    ...(values["no-pex"] === true ? { pex: false } : {}),
     ...(port !== undefined ? { port } : {}),
     ...(uploadSlots !== undefined ? { uploadSlots } : {}),
     ...(maxConnections !== undefined ? { maxConnections } : {}),
@@ -336,6 +347,8 @@ async function runSeed(
     ...(quiet ? {} : {
       onTrackerError: (url: string, error: Error) =>
         console.error(`warning: tracker ${url}: ${error.message}`),
+      onDhtError: (error: unknown) =>
+        console.error(`warning: DHT: ${error instanceof Error ? error.message : error}`),
     }),
   });
   if (showProgress) Deno.stderr.writeSync(encoder.encode("\r\x1b[K"));
@@ -343,6 +356,7 @@ async function runSeed(
     ? `${seeder.piecesVerified} pieces verified`
     : `${seeder.piecesVerified} of ${seeder.pieceCount} pieces verified; only those are served`;
   console.error(`Seeding ${metainfo.name} on port ${seeder.port} (${verified}).`);
+  if (dht && !quiet) console.error(`Announcing port ${seeder.port} to the DHT.`);
   let final: SeedStats;
   try {
     final = await seeder.stopped;
