@@ -30,6 +30,7 @@ import {
   torrentFileBytes,
 } from "./mod.ts";
 import { createTorrentFile, type SeedStats, seedTorrent } from "./mod.ts";
+import { Client, serveFile } from "./mod.ts";
 
 /** A mistake in how the command was called: exit code 2 and a usage line. */
 class UsageError extends Error {
@@ -195,6 +196,52 @@ const COMMANDS: Command[] = [
         onProgress: (progress) => reporter.update(progressStats(progress)),
       });
       if (!result.identical) throw new Error("The downloaded copy differs from the source");
+    },
+  },
+  {
+    name: "stream",
+    summary: "Serve a file of a torrent over HTTP (with range requests) while it downloads",
+    usage: "stream [--file <n>] [--port <port>] [--stdout] [-o <dir>] [--peer <ip:port>]... " +
+      "<file.torrent|magnet>",
+    options: {
+      file: { type: "string" },
+      port: { type: "string" },
+      stdout: { type: "boolean" },
+      output: { type: "string", short: "o" },
+      "peer-port": { type: "string" },
+      "no-trackers": { type: "boolean" },
+      ...PEER_OPTION,
+      ...MAGNET_OPTIONS,
+    },
+    positionals: 1,
+    async run(values, [path], signal) {
+      const usage = commandNamed("stream").usage;
+      const index = integerOption(values.file, "--file", usage, 0) ?? 0;
+      const port = integerOption(values.port, "--port", usage, 0, 65535) ?? 0;
+      const peerPort = integerOption(values["peer-port"], "--peer-port", usage, 0, 65535);
+      await using loaded = await loadTorrentArgument(path!, values, usage, { signal });
+      const files = loaded.metainfo.files.filter((file) => !file.padding);
+      if (index >= files.length) {
+        throw new UsageError(`--file ${index}: the torrent has ${files.length} file(s)`, usage);
+      }
+      await using client = new Client({
+        useTrackers: values["no-trackers"] !== true,
+        ...(peerPort === undefined ? {} : { port: peerPort }),
+      });
+      const torrent = await client.add(loaded.metainfo, {
+        dir: typeof values.output === "string" ? values.output : ".",
+        peers: [...peerArguments(values, usage), ...loaded.peers],
+        signal,
+      });
+      const file = torrent.files[index]!;
+      if (values.stdout) {
+        await file.stream({ signal }).pipeTo(Deno.stdout.writable, { preventClose: true });
+        return;
+      }
+      await using server = serveFile(file, { port, signal });
+      console.log(server.url);
+      console.error(`Serving "${file.path}" (${mebibytes(file.length)}) until interrupted`);
+      await server.finished;
     },
   },
   ...magnetCommands(),

@@ -38,3 +38,10 @@ export {
   type StreamPiecesOptions,
   type TorrentFileHandle,
 } from "./file_stream.ts";
+export {
+  type FileServer,
+  type HttpFile,
+  parseRange,
+  serveFile,
+  type ServeFileOptions,
+} from "./http_stream.ts";
