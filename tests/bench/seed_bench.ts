@@ -79,8 +79,14 @@ async function startOurSeeder(torrent: string, data: string, cpuProf: string | u
   }
 }
 
-async function download(torrentPath: string, peer: string, out: string): Promise<number> {
+/** Downloads with libtorrent; returns wall seconds and the downloader's CPU seconds. */
+async function download(
+  torrentPath: string,
+  peer: string,
+  out: string,
+): Promise<{ seconds: number; cpu: number }> {
   const started = performance.now();
+  const before = childPids();
   await using leecher = await startLibtorrent({
     mode: "download",
     torrentPath,
@@ -88,8 +94,10 @@ async function download(torrentPath: string, peer: string, out: string): Promise
     peers: [peer],
     progressMs: 0,
   });
+  const pid = [...childPids()].find((pid) => !before.has(pid));
   await leecher.finished;
-  return (performance.now() - started) / 1000;
+  const seconds = (performance.now() - started) / 1000;
+  return { seconds, cpu: pid === undefined ? NaN : cpuSeconds(pid) };
 }
 
 function median(values: number[]): number {
@@ -140,6 +148,7 @@ async function main(): Promise<void> {
   if (theirPid === undefined) throw new Error("Cannot find the libtorrent seeder's pid");
   const times: Record<Seeder, number[]> = { ours: [], libtorrent: [] };
   const cpu: Record<Seeder, number[]> = { ours: [], libtorrent: [] };
+  const leecher: Record<Seeder, number[]> = { ours: [], libtorrent: [] };
   try {
     for (let run = 0; run < runs; run++) {
       for (const who of only) {
@@ -147,8 +156,9 @@ async function main(): Promise<void> {
         const peer = who === "ours" ? `127.0.0.1:${ours.port}` : theirs.address;
         const pid = who === "ours" ? ours.pid : theirPid;
         const cpuBefore = cpuSeconds(pid);
-        const seconds = await download(torrentPath, peer, out);
+        const { seconds, cpu: leecherCpu } = await download(torrentPath, peer, out);
         cpu[who].push(cpuSeconds(pid) - cpuBefore);
+        leecher[who].push(leecherCpu);
         if (!(await sameContents(source, `${out}/payload.bin`))) {
           throw new Error(`Download from ${who} differs from the source`);
         }
@@ -157,7 +167,7 @@ async function main(): Promise<void> {
         console.error(
           `run ${run + 1}: libtorrent from ${who}: ${seconds.toFixed(2)} s, seeder CPU ${
             cpu[who].at(-1)!.toFixed(2)
-          } s`,
+          } s, downloader CPU ${leecher[who].at(-1)!.toFixed(2)} s`,
         );
       }
     }
@@ -168,7 +178,9 @@ async function main(): Promise<void> {
   const line = (who: Seeder) => {
     const seconds = median(times[who]);
     return `${who.padEnd(10)} ${seconds.toFixed(2)} s  ${(mib / seconds).toFixed(0)} MiB/s  ` +
-      `seeder CPU ${median(cpu[who]).toFixed(2)} s`;
+      `seeder CPU ${median(cpu[who]).toFixed(2)} s  downloader CPU ${
+        median(leecher[who]).toFixed(2)
+      } s`;
   };
   console.log(
     `libtorrent downloading ${values.size} (${pieceLength / 1024} KiB pieces), median of ${runs}:`,
