@@ -17,7 +17,8 @@ import { PeerListener, Torrent, type TorrentEvent, type TorrentStats } from "../
 export interface DownloadOptions {
   /**
    * Where to put the data: the file itself for a single-file torrent, the torrent's top
-   * directory for a multi-file one. Defaults to the torrent's name in the current directory.
+   * directory for a multi-file one. Defaults to the torrent's name, sanitised as a path
+   * component, in the current directory.
    */
   out?: string;
   /** Peers to dial besides those the trackers name. */
