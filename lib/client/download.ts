@@ -201,13 +201,16 @@ async function run(
   const saveResume = () => {
     // Snapshot first: every piece in it was written before the flush below starts.
     const bitfield = Bitfield.fromBytes(torrent.have.toBytes(), metainfo.pieceCount);
-    saving = saving.then(async () => {
+    const save = async () => {
       await storage.flush();
       await saveResumeData(
         resumePath,
         await createResumeData({ infoHash: metainfo.infoHash, bitfield, paths: storage.paths }),
       );
-    });
+    };
+    // One save at a time, each after the previous one settles: a save that failed (a full disk)
+    // was reported to its own caller and must not doom every later save.
+    saving = saving.then(save, save);
     return saving;
   };
 
