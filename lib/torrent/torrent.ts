@@ -14,7 +14,7 @@ import type { ExtensionHooks } from "./extensions.ts";
 import { DEFAULT_RESERVED, type PeerListener } from "./listener.ts";
 import { PeerPool } from "./peer_pool.ts";
 import { PieceBuffer } from "./piece_buffer.ts";
-import { PeerExchange, type PexSettings } from "./pex.ts";
+import { PeerExchange } from "./pex.ts";
 import { PeerSession, type SessionConnection, type SessionHost } from "./peer_session.ts";
 
 /** What the engine needs from a parsed metainfo (a `Metainfo` fits). */
@@ -61,9 +61,11 @@ export interface TorrentOptions {
   extensionHooks?: ExtensionHooks<PeerSession>;
   /**
    * Peer exchange (BEP 11, `ut_pex`): learn peers from connected peers and tell them ours.
-   * On by default (never for a private torrent, BEP 27); `false` turns it off.
+   * On by default (never for a private torrent, BEP 27); `false` turns it off. `intervalMs`:
+   * least time between two messages to or from a peer (60 s); `maxPeers`: most peers sent in,
+   * or learned from, one message (50).
    */
-  pex?: boolean | PexSettings;
+  pex?: boolean | { intervalMs?: number; maxPeers?: number };
   /** Cap on bytes of unverified pieces in memory; defaults to 32 MiB. */
   maxBufferedBytes?: number;
   /** No block for this long while requests are outstanding marks a peer snubbed; 30 s default. */
