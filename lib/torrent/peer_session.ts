@@ -13,6 +13,7 @@ import type { PeerMessage } from "../peer/message.ts";
 import { Bitfield, BLOCK_SIZE, type BlockRequest, type PiecePicker } from "../piece/mod.ts";
 import type { ExtensionHandshake } from "../peer/extension.ts";
 import { type ExtensionHooks, SessionExtensions } from "./extensions.ts";
+import { Uploader, type UploadRequest } from "./uploader.ts";
 
 /** Smallest request pipeline per peer. */
 export const MIN_QUEUE_DEPTH = 2;
@@ -119,27 +120,12 @@ function blockKey(index: number, begin: number): number {
   return index * BLOCKS_PER_PIECE_KEY + begin / BLOCK_SIZE;
 }
 
-interface UploadRequest {
-  index: number;
-  begin: number;
-  length: number;
-}
-
-interface PendingRead {
-  batch: UploadRequest[];
-  low: number;
-  result: Promise<{ bytes: Uint8Array } | { error: unknown }>;
-}
-
 /**
  * Control-message writes (requests, rejects, `have`) a session keeps in flight. More means the
  * peer does not read what we send while it keeps talking, e.g. a request flood answered with
  * rejects: it is closed rather than buffered without limit.
  */
 const MAX_WRITES_IN_FLIGHT = 1024;
-
-/** Storage reads a serving session keeps in flight. */
-const READ_AHEAD = 4;
 
 /**
  * One connected peer. Reads the peer's messages in one loop and validates
@@ -199,15 +185,14 @@ export class PeerSession {
   #lastBlockAt = 0;
   #snubbed = false;
 
-  #uploads: UploadRequest[] = [];
-  #serving = false;
+  /** Serves the peer's requests while we unchoke it. */
+  readonly #uploader: Uploader;
 
   #outbox: PeerMessage[] = [];
   #flushScheduled = false;
   #writesInFlight = 0;
 
   #downloaded = 0;
-  #uploaded = 0;
   #lastTick = 0;
   #startedAt = 0;
   #lastDownloaded = 0;
@@ -249,6 +234,15 @@ export class PeerSession {
         ...(host.listenPort ? { port: host.listenPort } : {}),
       })
       : undefined;
+    this.#uploader = new Uploader({
+      pieceLength: host.pieceLength,
+      totalLength: host.totalLength,
+      read: (index, begin, length) => host.read(index, begin, length),
+      // Control messages queued before the blocks go first, in the same write.
+      send: (messages) => this.#conn.send(this.#takeOutbox().concat(messages)),
+      onError: (error) => this.close(error),
+      maxQueued: MAX_QUEUED_UPLOADS,
+    });
   }
 
   /** The peer's address. */
@@ -298,7 +292,7 @@ export class PeerSession {
 
   /** Bytes of block payload sent. */
   get uploaded(): number {
-    return this.#uploaded;
+    return this.#uploader.uploaded;
   }
 
   /** Smoothed bytes per second received. */
@@ -384,7 +378,7 @@ export class PeerSession {
     }
     this.#requests.clear();
     this.#late.clear();
-    this.#uploads.length = 0;
+    this.#uploader.close();
     this.#outbox = [];
     if (this.#haveAll) picker.removePeerHaveAll();
     else if (this.#field.count > 0) picker.removePeerBitfield(this.#field);
@@ -404,10 +398,8 @@ export class PeerSession {
     this.#amChoking = choke;
     this.#queue({ type: choke ? "choke" : "unchoke" });
     if (choke) {
-      if (this.#fast) {
-        for (const r of this.#uploads) this.#queue({ type: "reject", ...r });
-      }
-      this.#uploads.length = 0;
+      const dropped = this.#uploader.clear();
+      if (this.#fast) { for (const r of dropped) this.#queue({ type: "reject", ...r }); }
     }
   }
 
@@ -477,11 +469,12 @@ export class PeerSession {
     const elapsed = (now - this.#lastTick) / 1000;
     if (elapsed > 0) {
       const down = (this.#downloaded - this.#lastDownloaded) / elapsed;
-      const up = (this.#uploaded - this.#lastUploaded) / elapsed;
+      const uploaded = this.#uploader.uploaded;
+      const up = (uploaded - this.#lastUploaded) / elapsed;
       this.#downloadRate = this.#downloadRate === 0 ? down : (this.#downloadRate + down) / 2;
       this.#uploadRate = this.#uploadRate === 0 ? up : (this.#uploadRate + up) / 2;
       this.#lastDownloaded = this.#downloaded;
-      this.#lastUploaded = this.#uploaded;
+      this.#lastUploaded = uploaded;
       this.#lastTick = now;
       if (down > 0) {
         const depth = Math.ceil((this.#downloadRate * QUEUE_SECONDS) / BLOCK_SIZE);
@@ -518,7 +511,7 @@ export class PeerSession {
       peerInterested: this.#peerInterested,
       snubbed: this.#snubbed,
       downloaded: this.#downloaded,
-      uploaded: this.#uploaded,
+      uploaded: this.#uploader.uploaded,
       downloadRate: this.#downloadRate,
       uploadRate: this.#uploadRate,
       queueDepth: this.#queueDepth,
@@ -623,28 +616,15 @@ export class PeerSession {
     const valid = r.index < this.#pieceCount && r.length > 0 &&
       r.length <= MAX_REQUEST_LENGTH && this.#host.have.has(r.index) &&
       r.begin + r.length <= this.#pieceLengthAt(r.index);
-    if (!valid || this.#amChoking || this.#uploads.length >= MAX_QUEUED_UPLOADS) {
+    if (!valid || this.#amChoking || !this.#uploader.add(r)) {
       if (this.#fast) {
         this.#queue({ type: "reject", index: r.index, begin: r.begin, length: r.length });
       }
-      return;
-    }
-    this.#uploads.push({ index: r.index, begin: r.begin, length: r.length });
-    if (!this.#serving) {
-      this.#serving = true;
-      this.#serve().catch((error) => this.close(error));
     }
   }
 
   #onCancel(index: number, begin: number, length: number): void {
-    const uploads = this.#uploads;
-    for (let i = 0; i < uploads.length; i++) {
-      const r = uploads[i]!;
-      if (r.index === index && r.begin === begin && r.length === length) {
-        uploads.splice(i, 1);
-        return;
-      }
-    }
+    this.#uploader.cancel({ index, begin, length });
   }
 
   #onHave(index: number): void {
@@ -797,71 +777,6 @@ export class PeerSession {
       if (this.#requestable.has(index)) field.set(index);
     }
     return field;
-  }
-
-  // --- serving ---
-
-  async #serve(): Promise<void> {
-    // Storage reads run ahead of the socket so disk and network overlap.
-    const reads: PendingRead[] = [];
-    try {
-      while (!this.#closed) {
-        while (reads.length < READ_AHEAD && this.#uploads.length > 0) {
-          reads.push(this.#startRead());
-        }
-        const next = reads.shift();
-        if (!next) break;
-        const result = await next.result;
-        if ("error" in result) throw result.error;
-        if (this.#closed) break;
-        if (this.#amChoking) {
-          if (this.#fast) { for (const r of next.batch) this.#queue({ type: "reject", ...r }); }
-          continue;
-        }
-        const messages: PeerMessage[] = this.#takeOutbox();
-        const data = result.bytes;
-        let bytes = 0;
-        for (const r of next.batch) {
-          const start = r.begin - next.low;
-          messages.push({
-            type: "piece",
-            index: r.index,
-            begin: r.begin,
-            block: data.subarray(start, start + r.length),
-          });
-          bytes += r.length;
-        }
-        await this.#conn.send(messages);
-        this.#uploaded += bytes;
-      }
-    } finally {
-      this.#serving = false;
-    }
-  }
-
-  /** Takes every queued request of the first queued piece and reads their span at once. */
-  #startRead(): PendingRead {
-    const uploads = this.#uploads;
-    const index = uploads[0]!.index;
-    const batch: UploadRequest[] = [];
-    const rest: UploadRequest[] = [];
-    let low = Infinity;
-    let high = 0;
-    for (const r of uploads) {
-      if (r.index !== index) {
-        rest.push(r);
-        continue;
-      }
-      batch.push(r);
-      if (r.begin < low) low = r.begin;
-      if (r.begin + r.length > high) high = r.begin + r.length;
-    }
-    this.#uploads = rest;
-    const result = this.#host.read(index, low, high - low).then(
-      (bytes) => ({ bytes }),
-      (error: unknown) => ({ error }),
-    );
-    return { batch, low, result };
   }
 
   // --- sending ---
