@@ -93,3 +93,10 @@ export {
   SessionExtensions,
   type SessionExtensionsOptions,
 } from "./extensions.ts";
+export {
+  PeerExchange,
+  type PeerExchangeOptions,
+  type PeerExchangeStats,
+  type PexSession,
+  type PexSettings,
+} from "./pex.ts";
