@@ -247,6 +247,16 @@ export class PeerExchange<P extends PexSession = PexSession> implements Disposab
     this.#peers.clear();
   }
 
+  /**
+   * Stops tracking a session that closed, at once rather than at the next round, so a busy
+   * torrent does not hold on to closed sessions (and their buffers) for up to an interval.
+   *
+   * @param peer The closed session.
+   */
+  forget(peer: P): void {
+    this.#peers.delete(peer);
+  }
+
   /** Same as {@linkcode PeerExchange.close}. */
   [Symbol.dispose](): void {
     this.close();

@@ -179,6 +179,7 @@ export class Torrent implements AsyncDisposable {
   readonly #snubTimeoutMs: number | undefined;
   readonly #maxStrikes: number;
   readonly #onEvent: ((event: TorrentEvent) => void) | undefined;
+  readonly #pex: PeerExchange | undefined;
   readonly #extensionHooks: ExtensionHooks<PeerSession> | undefined;
   readonly #listeners = new Set<(event: TorrentEvent) => void>();
 
@@ -246,6 +247,7 @@ export class Torrent implements AsyncDisposable {
         ...(this.#listener ? { listenPort: this.#listener.port } : {}),
         ...(options.extensionHooks ? { hooks: options.extensionHooks } : {}),
       });
+    this.#pex = pex;
     this.#extensionHooks = pex?.hooks ?? options.extensionHooks;
     this.#signal = options.signal;
     const random = options.random ?? Math.random;
@@ -555,6 +557,7 @@ export class Torrent implements AsyncDisposable {
 
   #sessionClosed(session: PeerSession, reason: unknown): void {
     if (!this.#sessions.delete(session)) return;
+    this.#pex?.forget(session);
     const peerIdHex = session.peerId.toHex();
     if (this.#sessionsByPeerId.get(peerIdHex) === session) this.#sessionsByPeerId.delete(peerIdHex);
     this.#uploadedByClosed += session.uploaded;
