@@ -156,7 +156,7 @@ const COMMANDS: Command[] = [
   {
     name: "download",
     summary: "Download a whole torrent, verified, and resume a partial one",
-    usage: "download [-o <out>] [options] <file.torrent>",
+    usage: "download [-o <out>] [options] <file.torrent|magnet>",
     options: {
       output: { type: "string", short: "o" },
       ...PEER_OPTION,
@@ -482,7 +482,7 @@ function infoJson(metainfo: Metainfo): Record<string, unknown> {
 }
 
 async function runDownload(values: Values, [path]: string[], signal: AbortSignal): Promise<void> {
-  const usage = "download [-o <out>] [options] <file.torrent>";
+  const usage = "download [-o <out>] [options] <file.torrent|magnet>";
   await using loaded = await loadTorrentArgument(path!, values, usage, {
     signal,
     dhtForFiles: true,
@@ -781,18 +781,53 @@ function globalHelp(): string {
   ].join("\n");
 }
 
+/** What each option means, for `<command> --help`; the same name means the same everywhere. */
+const OPTION_HELP: Record<string, [placeholder: string, text: string]> = {
+  announce: ["<url>", "tracker URL; each use is a tier (commas separate trackers in a tier)"],
+  comment: ["<text>", "comment stored in the torrent"],
+  "dht-bootstrap": ["<host:port>", "DHT bootstrap node (default: public routers)"],
+  "dht-state": ["<path>", "where the DHT routing table is kept between runs"],
+  file: ["<n>", "index of the file to serve (default 0)"],
+  force: ["", "overwrite an existing output file"],
+  json: ["", "machine-readable output (JSON)"],
+  "max-connections": ["<n>", "most peer connections (default 50)"],
+  "no-dht": ["", "do not use the DHT"],
+  "no-pex": ["", "do not exchange peers with peers (BEP 11)"],
+  "no-trackers": ["", "do not ask the trackers; use --peer peers only"],
+  output: ["<path>", "where to write"],
+  peer: ["<ip:port>", "a peer to dial; skips the tracker where one is needed"],
+  "peer-port": ["<n>", "port to accept peers on"],
+  "piece-length": ["<bytes>", "piece length, a power of two from 16 KiB (e.g. 256K)"],
+  port: ["<n>", "port to listen on (default 6881, or the next free one)"],
+  private: ["", "mark the torrent private (BEP 27: trackers only)"],
+  quiet: ["", "no progress output"],
+  "save-torrent": ["<path>", "write the fetched metadata as a .torrent file"],
+  seed: ["", "keep seeding after the download completes, until Ctrl-C"],
+  size: ["<MiB>", "payload size in MiB (default 64)"],
+  seeders: ["<n>", "number of serving peers (default 3)"],
+  stdout: ["", "write the file to stdout instead of serving it"],
+  "upload-slots": ["<n>", "peers uploaded to at once (default 4)"],
+  "web-seed": ["<url>", "web seed URL (BEP 19)"],
+};
+
 function commandHelp(command: Command): string {
-  const flags = Object.entries(command.options).map(([name, spec]) =>
-    `  ${spec.short ? `-${spec.short}, ` : ""}--${name}${spec.type === "string" ? " <value>" : ""}${
-      spec.multiple ? " (repeatable)" : ""
-    }`
-  );
+  const rows = Object.entries(command.options).map(([name, spec]) => {
+    const [placeholder, text] = OPTION_HELP[name] ??
+      [spec.type === "string" ? "<value>" : "", ""];
+    const flag = `${spec.short ? `-${spec.short}, ` : "    "}--${name}${
+      placeholder ? ` ${placeholder}` : ""
+    }`;
+    return [flag, `${text}${spec.multiple ? " (repeatable)" : ""}`] as const;
+  });
+  rows.push(["-h, --help", "show this help"]);
+  const width = Math.max(...rows.map(([flag]) => flag.length));
   return [
     `${command.summary}.`,
     "",
     `Usage: denotorrent ${command.usage}`,
-    ...(flags.length > 0 ? ["", "Options:", ...flags] : []),
-    "  -h, --help",
+    "",
+    "Options:",
+    ...rows.map(([flag, text]) => `  ${flag.padEnd(width)}  ${text}`.trimEnd()),
   ].join("\n");
 }
 
