@@ -1,3 +1,4 @@
+import { listenForPeers } from "./_listen.ts";
 import * as nodePath from "node:path";
 import type { Metainfo } from "../metainfo/mod.ts";
 import type { PeerAddress } from "../peer/address.ts";
@@ -11,7 +12,7 @@ import {
   resumePathFor,
   saveResumeData,
 } from "../torrent/resume.ts";
-import { PeerListener, Torrent, type TorrentEvent, type TorrentStats } from "../torrent/mod.ts";
+import { Torrent, type TorrentEvent, type TorrentStats } from "../torrent/mod.ts";
 
 /** Options for {@linkcode downloadTorrent}. */
 export interface DownloadOptions {
@@ -159,7 +160,7 @@ async function run(
   });
   const resumedBytes = verifiedBytesOf(metainfo, have);
 
-  await using listener = listen(options);
+  await using listener = listenForPeers(options);
   await using torrent = new Torrent({
     metainfo,
     storage,
@@ -318,19 +319,6 @@ async function openStorage(metainfo: Metainfo, out: string): Promise<FsStorage> 
       { cause },
     );
   }
-}
-
-function listen(options: DownloadOptions): PeerListener {
-  const hostname = options.hostname ?? "0.0.0.0";
-  if (options.port !== undefined) return PeerListener.listen({ hostname, port: options.port });
-  for (let port = 6881; port <= 6889; port++) {
-    try {
-      return PeerListener.listen({ hostname, port });
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
-    }
-  }
-  return PeerListener.listen({ hostname, port: 0 });
 }
 
 function verifiedBytesOf(metainfo: Metainfo, have: { has(index: number): boolean }): number {

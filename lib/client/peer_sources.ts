@@ -1,3 +1,4 @@
+import { sleep } from "./_sleep.ts";
 import { defaultDhtStatePath, DhtNode, loadDhtState, saveDhtState } from "../dht/mod.ts";
 import type { MagnetLink } from "../metainfo/mod.ts";
 import { formatPeerAddress, parsePeerAddress, type PeerAddress } from "../peer/address.ts";
@@ -395,18 +396,4 @@ async function untilSettledOrAborted(promise: Promise<void>, signal: AbortSignal
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
-}
-
-/** Waits `ms`, or less when `signal` aborts (without throwing). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -1,3 +1,5 @@
+import { sleep } from "./_sleep.ts";
+import { listenForPeers } from "./_listen.ts";
 import { join } from "node:path";
 import type { Metainfo } from "../metainfo/mod.ts";
 import type { PeerAddress } from "../peer/address.ts";
@@ -171,7 +173,7 @@ export async function seedTorrent(
       );
     }
     signal?.throwIfAborted();
-    listener = listen(options);
+    listener = listenForPeers(options);
     const torrent = new Torrent({
       metainfo,
       storage,
@@ -308,20 +310,6 @@ async function announceToDht(
   }
 }
 
-/** Waits `ms`, or less if `signal` aborts; never rejects. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
 function handledByStopped(_error: unknown): void {
   // A failure to close reaches whoever awaits `stopped` or `close()`; an unawaited one is not
   // reported twice.
@@ -367,17 +355,4 @@ async function checkFiles(metainfo: Metainfo, path: string): Promise<void> {
       );
     }
   }
-}
-
-function listen(options: SeedOptions): PeerListener {
-  const hostname = options.hostname ?? "0.0.0.0";
-  if (options.port !== undefined) return PeerListener.listen({ hostname, port: options.port });
-  for (let port = 6881; port <= 6889; port++) {
-    try {
-      return PeerListener.listen({ hostname, port });
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
-    }
-  }
-  return PeerListener.listen({ hostname, port: 0 });
 }

@@ -1,6 +1,7 @@
 import { encode } from "../bencode/mod.ts";
 import { findPathConflict, pathComponentProblem } from "./_path.ts";
-import { MAX_PIECE_LENGTH, type Metainfo, parseMetainfo } from "./metainfo.ts";
+import { checkPieceLength, compareBytes, trackerFields } from "./_create_fields.ts";
+import { type Metainfo, parseMetainfo } from "./metainfo.ts";
 
 const HASH_LENGTH = 20;
 const MIN_CHOSEN_PIECE_LENGTH = 16 * 1024;
@@ -284,14 +285,6 @@ export async function createTorrent(
   return { torrent, metainfo: parseMetainfo(torrent) };
 }
 
-function checkPieceLength(pieceLength: number): void {
-  if (!Number.isInteger(pieceLength) || pieceLength < 1 || pieceLength > MAX_PIECE_LENGTH) {
-    throw new RangeError(
-      `Cannot create torrent: piece length must be an integer from 1 to ${MAX_PIECE_LENGTH}, got ${pieceLength}`,
-    );
-  }
-}
-
 function checkComponent(component: string, what: string): void {
   if (typeof component !== "string") {
     throw new TypeError(`Cannot create torrent: ${what} must be a string, got ${typeof component}`);
@@ -322,23 +315,4 @@ function sortedFiles(files: CreateTorrentFile[]): CreateTorrentFile[] {
     );
   }
   return sorted;
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const d = a[i]! - b[i]!;
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
-
-function trackerFields(
-  announce: string | string[][] | undefined,
-): { announce?: string; announceList?: string[][] } {
-  if (announce === undefined) return {};
-  if (typeof announce === "string") return { announce };
-  const tiers = announce.filter((tier) => tier.length > 0);
-  if (tiers.length === 0) return {};
-  return { announce: tiers[0]![0]!, announceList: tiers };
 }

@@ -3,7 +3,8 @@ import { createHash, type Hash } from "node:crypto";
 import { encode } from "../bencode/mod.ts";
 import { pathComponentProblem } from "./_path.ts";
 import { choosePieceLength, type CreatedTorrent } from "./create.ts";
-import { MAX_PIECE_LENGTH, parseMetainfo } from "./metainfo.ts";
+import { checkPieceLength, compareBytes, trackerFields } from "./_create_fields.ts";
+import { parseMetainfo } from "./metainfo.ts";
 
 export type { CreatedTorrent } from "./create.ts";
 export type { Metainfo, TorrentFile } from "./metainfo.ts";
@@ -214,14 +215,6 @@ export async function createTorrentFromPath(
   return { torrent, metainfo: parseMetainfo(torrent, limits) };
 }
 
-function checkPieceLength(pieceLength: number): void {
-  if (!Number.isInteger(pieceLength) || pieceLength < 1 || pieceLength > MAX_PIECE_LENGTH) {
-    throw new RangeError(
-      `Cannot create torrent: piece length must be an integer from 1 to ${MAX_PIECE_LENGTH}, got ${pieceLength}`,
-    );
-  }
-}
-
 /** The last component of `path`, ignoring trailing slashes; for `.` and the like, of its real path. */
 async function defaultName(path: string): Promise<string> {
   const base = lastComponent(path);
@@ -328,25 +321,6 @@ function statFollowing(path: string): Deno.FileInfo {
 
 function fileId(info: Deno.FileInfo): string | undefined {
   return info.dev !== null && info.ino !== null ? `${info.dev}:${info.ino}` : undefined;
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const d = a[i]! - b[i]!;
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
-
-function trackerFields(
-  announce: string | string[][] | undefined,
-): { announce?: string; announceList?: string[][] } {
-  if (announce === undefined) return {};
-  if (typeof announce === "string") return { announce };
-  const tiers = announce.filter((tier) => tier.length > 0);
-  if (tiers.length === 0) return {};
-  return { announce: tiers[0]![0]!, announceList: tiers };
 }
 
 interface ProgressReporter {
