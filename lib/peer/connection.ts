@@ -355,6 +355,51 @@ export class PeerConnection implements AsyncDisposable {
   async send(message: PeerMessage | readonly PeerMessage[]): Promise<void> {
     if (this.#closing) throw this.#closedError();
     const bytes = isMessageList(message) ? encodeMessages(message) : encodeMessage(message);
+    await this.#write(bytes);
+  }
+
+  /**
+   * Writes messages already encoded (length-prefixed frames, BEP 3, e.g. from
+   * `encodeMessageInto`) as one write, without copying them: a sender can fill
+   * a reused buffer. Waits for the socket to accept more data (backpressure)
+   * and for the write.
+   *
+   * @param frames Whole frames; must not be modified until the promise settles.
+   * @returns Resolves when the bytes were handed to the socket; the buffer may then be reused.
+   * @throws {Error} If the connection is closed (the close reason is the
+   * `cause`), or the socket error if writing fails, which closes the connection.
+   *
+   * @example Usage
+   * ```ts
+   * import { PeerConnection } from "./connection.ts";
+   * import { encodeMessageInto } from "./message.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const infoHash = new Uint8Array(20).fill(1);
+   * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * const serving = listener.accept().then((conn) =>
+   *   PeerConnection.accept(conn, { peerId: new Uint8Array(20), lookup: () => true })
+   * );
+   * await using client = await PeerConnection.connect(
+   *   { host: "127.0.0.1", port: listener.addr.port },
+   *   { infoHash, peerId: new Uint8Array(20).fill(2) },
+   * );
+   * await using server = await serving;
+   *
+   * const buffer = new Uint8Array(64);
+   * const length = encodeMessageInto({ type: "have", index: 5 }, buffer, 0);
+   * await server.sendEncoded(buffer.subarray(0, length));
+   * const reader = client.messages.getReader();
+   * assert.deepEqual((await reader.read()).value, { type: "have", index: 5 });
+   * reader.releaseLock();
+   * ```
+   */
+  async sendEncoded(frames: Uint8Array): Promise<void> {
+    if (this.#closing) throw this.#closedError();
+    await this.#write(frames);
+  }
+
+  async #write(bytes: Uint8Array): Promise<void> {
     if (bytes.length === 0) return;
     try {
       await this.#writer.ready;

@@ -42,6 +42,8 @@ export interface SessionConnection {
   readonly closed: Promise<void>;
   /** Sends a message or a batch as one write. */
   send(message: PeerMessage | readonly PeerMessage[]): Promise<void>;
+  /** Writes already encoded messages as one write; `frames` is reused once it resolves. */
+  sendEncoded(frames: Uint8Array): Promise<void>;
   /** Closes the connection. */
   close(reason?: unknown): void;
 }
@@ -66,8 +68,13 @@ export interface SessionHost {
   blockReceived(session: PeerSession, index: number, begin: number, block: Uint8Array): void;
   /** Blocks went back to the picker (choke, reject, timeout, close): other peers may take them. */
   requestsReturned(): void;
-  /** Reads verified data for upload, `length` bytes at `begin` of piece `index`. */
+  /**
+   * Reads verified data for upload, `length` bytes at `begin` of piece `index`; the range may
+   * run past the piece into the following ones (all verified).
+   */
   read(index: number, begin: number, length: number): Promise<Uint8Array>;
+  /** Like `read`, into `target` (`target.length` bytes), so upload buffers can be reused. */
+  readInto?(index: number, begin: number, target: Uint8Array): Promise<void>;
   /** The peer changed its interest in us. */
   interestChanged(session: PeerSession): void;
   /** The peer announced a piece. */
@@ -237,9 +244,16 @@ export class PeerSession {
     this.#uploader = new Uploader({
       pieceLength: host.pieceLength,
       totalLength: host.totalLength,
+      has: (index) => host.have.has(index),
       read: (index, begin, length) => host.read(index, begin, length),
-      // Control messages queued before the blocks go first, in the same write.
-      send: (messages) => this.#conn.send(this.#takeOutbox().concat(messages)),
+      ...(host.readInto
+        ? { readInto: (index, begin, target) => host.readInto!(index, begin, target) }
+        : {}),
+      write: (frames) => {
+        // Control messages queued before the blocks go first.
+        this.#flush();
+        return this.#conn.sendEncoded(frames);
+      },
       onError: (error) => this.close(error),
       maxQueued: MAX_QUEUED_UPLOADS,
     });

@@ -621,6 +621,12 @@ export class Torrent implements AsyncDisposable {
       },
       requestsReturned: () => this.#scheduleRefill(),
       read: (index, begin, length) => this.#storage.read(index * info.pieceLength + begin, length),
+      ...(hasReadInto(this.#storage)
+        ? {
+          readInto: (index: number, begin: number, target: Uint8Array) =>
+            (this.#storage as ReadIntoStorage).readInto(index * info.pieceLength + begin, target),
+        }
+        : {}),
       interestChanged: () => this.#scheduleRechoke(),
       peerHasChanged: (session) => {
         if (session.isSeed && this.#have.isComplete) session.close();
@@ -771,4 +777,13 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** A storage that can read into a caller's buffer (`FsStorage`), which uploads reuse. */
+interface ReadIntoStorage extends Storage {
+  readInto(offset: number, target: Uint8Array): Promise<void>;
+}
+
+function hasReadInto(storage: Storage): storage is ReadIntoStorage {
+  return typeof (storage as Partial<ReadIntoStorage>).readInto === "function";
 }
