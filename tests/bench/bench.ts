@@ -27,6 +27,7 @@ import {
 } from "../_helpers/interop/mod.ts";
 import type { LibtorrentSession } from "../_helpers/interop/mod.ts";
 import { childPids, type ChildUsage, watchChild } from "./_proc_stats.ts";
+import { main as seedBench } from "./seed_bench.ts";
 
 const CLI = decodeURIComponent(new URL("../../cli.ts", import.meta.url).pathname);
 const CLIENTS = ["ours", "aria2", "libtorrent"] as const;
@@ -344,6 +345,12 @@ async function main(args: string[]): Promise<number> {
     }
   } finally {
     for (const seeder of seeders) await seeder.stop();
+  }
+  if (options.only.includes("ours") && options.only.includes("libtorrent")) {
+    // Seeding (tests/bench/seed_bench.ts): libtorrent downloading from us vs from libtorrent.
+    console.log("\nSeeding:");
+    const args = ["--size", String(options.size), "--runs", String(options.runs)];
+    await seedBench([...args, "--piece-kib", String(options.pieceLength / 1024)]);
   }
   console.log(
     "\nWall time is the whole process (start to exit); peak RSS is VmHWM (libtorrent's counts" +
