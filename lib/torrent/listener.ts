@@ -7,6 +7,14 @@
 
 import { generatePeerId, reservedBits } from "../peer/handshake.ts";
 import { PeerConnection } from "../peer/connection.ts";
+import { HandshakeError } from "../peer/errors.ts";
+import {
+  acceptMse,
+  looksPlaintext,
+  MseConn,
+  type MseMethod,
+  PLAINTEXT_PREFIX_LENGTH,
+} from "../peer/mse/mod.ts";
 
 /** Our reserved handshake bits: extension protocol (BEP 10) and fast extension (BEP 6). */
 export const DEFAULT_RESERVED: Uint8Array = reservedBits({ extensionProtocol: true, fast: true });
@@ -25,6 +33,13 @@ export interface PeerListenerOptions {
   handshakeTimeoutMs?: number;
   /** Called when an incoming handshake fails (bad handshake, unknown info hash, timeout). */
   onError?: (error: unknown) => void;
+  /**
+   * Accept Message Stream Encryption (MSE/PE) handshakes, which libtorrent and aria2 send
+   * first by default; defaults to true. Plaintext handshakes are always accepted.
+   */
+  encryption?: boolean;
+  /** Mode picked when an MSE peer offers both; defaults to `"plaintext"` (cheaper). */
+  preferEncryption?: MseMethod;
 }
 
 /** Receives connections whose handshake named a registered info hash. */
@@ -34,11 +49,22 @@ export type IncomingPeerHandler = (connection: PeerConnection) => void;
  * Listens for incoming peer connections (BEP 3), answers their handshakes
  * for registered torrents, and dispatches each connection by info hash.
  * Connections for unknown info hashes are closed during the handshake.
+ * A connection that starts with a Message Stream Encryption handshake
+ * instead of the plaintext one is served too: MSE first (the registered info
+ * hashes are the SKEY candidates), then the BitTorrent handshake over it.
  *
  * @example Usage
  * ```ts
  * import { PeerListener } from "./listener.ts";
  * import { PeerConnection } from "../peer/connection.ts";
+import { HandshakeError } from "../peer/errors.ts";
+import {
+  acceptMse,
+  looksPlaintext,
+  type MseMethod,
+  MseConn,
+  PLAINTEXT_PREFIX_LENGTH,
+} from "../peer/mse/mod.ts";
  * import { generatePeerId } from "../peer/handshake.ts";
  * import assert from "node:assert/strict";
  *
@@ -63,6 +89,9 @@ export class PeerListener implements AsyncDisposable {
   readonly #timeoutMs: number | undefined;
   readonly #onError: ((error: unknown) => void) | undefined;
   readonly #handlers = new Map<string, IncomingPeerHandler>();
+  readonly #infoHashes = new Map<string, Uint8Array>();
+  readonly #encryption: boolean;
+  readonly #preferEncryption: MseMethod;
   readonly #abort = new AbortController();
   readonly #handshakes = new Set<Promise<void>>();
   readonly #acceptLoop: Promise<void>;
@@ -90,6 +119,8 @@ export class PeerListener implements AsyncDisposable {
     this.#reserved = options.reserved ?? DEFAULT_RESERVED;
     this.#timeoutMs = options.handshakeTimeoutMs;
     this.#onError = options.onError;
+    this.#encryption = options.encryption ?? true;
+    this.#preferEncryption = options.preferEncryption ?? "plaintext";
     this.#acceptLoop = this.#accept();
   }
 
@@ -127,8 +158,12 @@ export class PeerListener implements AsyncDisposable {
       throw new TypeError(`Cannot register torrent: info hash "${key}" is already registered`);
     }
     this.#handlers.set(key, handler);
+    this.#infoHashes.set(key, infoHash.slice());
     return () => {
-      if (this.#handlers.get(key) === handler) this.#handlers.delete(key);
+      if (this.#handlers.get(key) === handler) {
+        this.#handlers.delete(key);
+        this.#infoHashes.delete(key);
+      }
     };
   }
 
@@ -173,18 +208,67 @@ export class PeerListener implements AsyncDisposable {
     }
   }
 
+  /**
+   * Peeks at the first bytes: a plaintext handshake goes on as it is (the
+   * peeked bytes replayed), anything else is taken for MSE.
+   */
+  async #negotiate(conn: Deno.TcpConn): Promise<Deno.Conn> {
+    if (!this.#encryption) return conn;
+    const timeoutMs = this.#timeoutMs ?? 10_000;
+    const peeked = new Uint8Array(PLAINTEXT_PREFIX_LENGTH);
+    let filled = 0;
+    const timer = setTimeout(() => closeQuietly(conn), timeoutMs);
+    const onAbort = () => closeQuietly(conn);
+    this.#abort.signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      while (filled < peeked.length && looksPlaintext(peeked.subarray(0, filled))) {
+        const count = await conn.read(peeked.subarray(filled));
+        if (count === null) {
+          throw new HandshakeError(
+            `Cannot complete handshake: peer closed the connection after ${filled} bytes`,
+          );
+        }
+        filled += count;
+      }
+    } catch (error) {
+      closeQuietly(conn);
+      if (this.#abort.signal.aborted) throw this.#abort.signal.reason;
+      if (error instanceof HandshakeError) throw error;
+      throw new HandshakeError(`Cannot complete handshake: ${errorMessage(error)}`, {
+        cause: error,
+      });
+    } finally {
+      clearTimeout(timer);
+      this.#abort.signal.removeEventListener("abort", onAbort);
+    }
+    const prefix = peeked.subarray(0, filled);
+    if (looksPlaintext(prefix)) return new MseConn(conn, { prefix });
+    return await acceptMse(conn, {
+      infoHashes: this.#infoHashes.values(),
+      prefix,
+      prefer: this.#preferEncryption,
+      signal: this.#abort.signal,
+      timeoutMs,
+    });
+  }
+
   async #handshake(conn: Deno.TcpConn): Promise<void> {
     let connection: PeerConnection;
     try {
-      connection = await PeerConnection.accept(conn, {
+      const negotiated = await this.#negotiate(conn);
+      const skey = negotiated instanceof MseConn ? negotiated.infoHash : undefined;
+      connection = await PeerConnection.accept(negotiated, {
         peerId: this.#peerId,
         reserved: this.#reserved,
-        lookup: (infoHash) => this.#handlers.has(infoHash.toHex()),
+        // After MSE, the BitTorrent handshake must name the torrent agreed as SKEY.
+        lookup: (infoHash) =>
+          this.#handlers.has(infoHash.toHex()) &&
+          (skey === undefined || infoHash.toHex() === skey.toHex()),
         signal: this.#abort.signal,
         ...(this.#timeoutMs === undefined ? {} : { timeoutMs: this.#timeoutMs }),
       });
     } catch (error) {
-      // PeerConnection.accept closed the socket; the peer simply goes away.
+      // acceptMse / PeerConnection.accept closed the socket; the peer simply goes away.
       if (!this.#closed) this.#onError?.(error);
       return;
     }
@@ -196,4 +280,17 @@ export class PeerListener implements AsyncDisposable {
     }
     handler(connection);
   }
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch (error) {
+    // Already closed (timeout and abort race): nothing left to release.
+    if (!(error instanceof Deno.errors.BadResource)) throw error;
+  }
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
