@@ -12,7 +12,7 @@ import { decodeMessage, encodeMessage, encodeMessages, type PeerMessage } from "
  * Default maximum frame length: a 1 MiB block plus the 13-byte `piece`
  * header. Real clients send 16 KiB blocks, so this is generous.
  */
-export const DEFAULT_MAX_MESSAGE_LENGTH = 1024 * 1024 + 13;
+export const DEFAULT_MAX_MESSAGE_LENGTH: number = 1024 * 1024 + 13;
 
 /** Options for {@linkcode PeerMessageSplitter} and {@linkcode PeerMessageDecoderStream}. */
 export interface PeerMessageDecoderOptions {

@@ -23,3 +23,4 @@ export * from "./message_streams.ts";
 export * from "./metadata_exchange.ts";
 export * from "./ut_metadata.ts";
 export * from "./ut_pex.ts";
+export * from "./mse/mod.ts";

@@ -103,18 +103,31 @@ export interface PeerSessionOptions {
 
 /** Counters and state of a session, for stats and the choker. */
 export interface PeerSessionStats {
+  /** The peer's address. */
   address: PeerAddress;
+  /** We are choking the peer (not uploading to it). */
   amChoking: boolean;
+  /** We want pieces the peer has. */
   amInterested: boolean;
+  /** The peer is choking us. */
   peerChoking: boolean;
+  /** The peer wants pieces we have. */
   peerInterested: boolean;
+  /** No block from the peer for the snub timeout while requests were outstanding. */
   snubbed: boolean;
+  /** Payload bytes received from the peer. */
   downloaded: number;
+  /** Payload bytes sent to the peer. */
   uploaded: number;
+  /** Bytes per second received from the peer, recently. */
   downloadRate: number;
+  /** Bytes per second sent to the peer, recently. */
   uploadRate: number;
+  /** Requests we keep outstanding with the peer (from its measured rate). */
   queueDepth: number;
+  /** Requests outstanding now. */
   requestsInFlight: number;
+  /** Pieces the peer has. */
   piecesHave: number;
 }
 

@@ -36,7 +36,14 @@ type Seeder = typeof SEEDERS[number];
 
 /** User + system CPU seconds used so far by a running process, from `/proc/PID/stat`. */
 function cpuSeconds(pid: number): number {
-  const text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch (error) {
+    // The process already exited and was reaped: its CPU time is no longer readable.
+    if (error instanceof Deno.errors.NotFound) return NaN;
+    throw error;
+  }
   // Fields after the command name, which is in parentheses and may contain spaces.
   const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;

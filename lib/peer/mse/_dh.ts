@@ -1,3 +1,4 @@
+import { type RandomFill, randomFill } from "./random.ts";
 /**
  * Diffie-Hellman over the 768-bit prime of Message Stream Encryption (MSE/PE), with BigInt.
  * Codec layer: no I/O; the RNG is injected.
@@ -15,14 +16,6 @@ export const DH_GENERATOR = 2n;
 export const DH_KEY_LENGTH = 96;
 /** Length of a private key, in bytes (160 bits, as the spec recommends). */
 export const DH_PRIVATE_LENGTH = 20;
-
-/** Fills a buffer with random bytes. */
-export type RandomFill = (bytes: Uint8Array) => void;
-
-/** Default RNG: the platform CSPRNG. */
-export function randomFill(bytes: Uint8Array): void {
-  crypto.getRandomValues(bytes);
-}
 
 /** A key pair: the private exponent and the 96-byte big-endian public key. */
 export interface DhKeyPair {

@@ -15,14 +15,9 @@
 
 import { createHash } from "node:crypto";
 import { HandshakeError } from "../errors.ts";
-import {
-  DH_KEY_LENGTH,
-  generateKeyPair,
-  type RandomFill,
-  randomFill,
-  sharedSecret,
-} from "./_dh.ts";
+import { DH_KEY_LENGTH, generateKeyPair, sharedSecret } from "./_dh.ts";
 import { Rc4 } from "./rc4.ts";
+import { type RandomFill, randomFill } from "./random.ts";
 
 /** `crypto_provide` / `crypto_select` bit: plaintext after the handshake. */
 export const CRYPTO_PLAINTEXT = 0x01;
@@ -177,6 +172,8 @@ export class MseResponder {
   #padC = 0;
 
   /**
+   * Makes the receiving side of the handshake.
+   *
    * @param infoHashes Info hashes we serve: the SKEY candidates.
    * @param options Preferred mode, padding length, RNG.
    */
@@ -383,6 +380,8 @@ export class MseInitiator {
   #padD = 0;
 
   /**
+   * Makes the initiating side of the handshake.
+   *
    * @param infoHash SKEY: the 20-byte info hash of the torrent we want.
    * @param options Provided methods, initial payload, padding, RNG.
    * @throws {TypeError} If `infoHash` is not 20 bytes or `provide` offers nothing we support.

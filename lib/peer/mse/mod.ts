@@ -18,3 +18,4 @@
 export * from "./handshake.ts";
 export * from "./mse_conn.ts";
 export * from "./rc4.ts";
+export * from "./random.ts";

@@ -69,6 +69,8 @@ export class MseConn implements Deno.Conn {
   #writable: WritableStream<Uint8Array> | undefined;
 
   /**
+   * Wraps a socket whose MSE handshake is done.
+   *
    * @param inner The socket, positioned right after the handshake.
    * @param init Bytes already received, ciphers, agreed info hash.
    * @throws {TypeError} If only one of the two ciphers is given.
@@ -99,10 +101,12 @@ export class MseConn implements Deno.Conn {
     return this.#inner;
   }
 
+  /** The local address of the socket. */
   get localAddr(): Deno.Addr {
     return this.#inner.localAddr;
   }
 
+  /** The remote address of the socket. */
   get remoteAddr(): Deno.Addr {
     return this.#inner.remoteAddr;
   }
