@@ -10,9 +10,9 @@ import { DhtNode } from "../lib/dht/mod.ts";
 import { createTorrent, formatMagnet, type Metainfo } from "../lib/metainfo/mod.ts";
 import { torrentFileBytes } from "../lib/client/mod.ts";
 import { runCli } from "./_helpers/run_cli.ts";
+import { startSeedCommand } from "./_helpers/seed_command.ts";
 
 const HOST = "127.0.0.1";
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
 /** Bytes with NULs, spread over several 16 KiB pieces. */
 function payload(length: number, seed: number): Uint8Array {
@@ -190,48 +190,6 @@ Deno.test("seedTorrent() reports a DHT where no node answers, and keeps seeding"
   });
 });
 
-/** A `seed` subprocess; resolves once it printed its ready line. */
-async function startSeedCommand(args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "seed", "--port", "0", ...args],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-    // No public routers, ever: only the nodes given with --dht-bootstrap.
-    env: { NO_COLOR: "1", DENOTORRENT_DHT_BOOTSTRAP: "" },
-  }).spawn();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let stderr = "";
-  let port: number | undefined;
-  while (port === undefined) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stderr += value;
-    const match = /^Seeding .* on port (\d+) \(.*\)\.$/m.exec(stderr);
-    if (match) port = Number(match[1]);
-  }
-  const rest = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return stderr;
-      stderr += value;
-    }
-  })();
-  if (port === undefined) {
-    const status = await child.status;
-    throw new Error(`seed exited with ${status.code} before it was ready:\n${await rest}`);
-  }
-  return {
-    port,
-    /** Sends SIGINT and collects the exit code and stderr. */
-    async stop(): Promise<{ code: number; stderr: string }> {
-      child.kill("SIGINT");
-      const status = await child.status;
-      return { code: status.code, stderr: await rest };
-    },
-  };
-}
-
 Deno.test("seed --dht-bootstrap announces; magnet download finds it; --no-dht does not", async () => {
   await withTempDir(async (dir) => {
     await using nodes = await startDht();
@@ -245,6 +203,8 @@ Deno.test("seed --dht-bootstrap announces; magnet download finds it; --no-dht do
     const statePath = `${dir}/seed-dht.json`;
     const [announced, hidden] = await Promise.all([
       startSeedCommand([
+        "--port",
+        "0",
         "--dht-bootstrap",
         bootstrap,
         "--dht-state",
@@ -253,6 +213,8 @@ Deno.test("seed --dht-bootstrap announces; magnet download finds it; --no-dht do
         `${dir}/cli.bin`,
       ]),
       startSeedCommand([
+        "--port",
+        "0",
         "--no-dht",
         "--dht-bootstrap",
         bootstrap,

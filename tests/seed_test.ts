@@ -21,8 +21,7 @@ import { startHttpTracker } from "./_helpers/http_tracker.ts";
 import { assertOneLineError, runCli } from "./_helpers/run_cli.ts";
 import { deterministicBytes } from "./_helpers/fixtures.ts";
 import { RawPeer } from "./_helpers/scripted_peer.ts";
-
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
+import { startSeedCommand } from "./_helpers/seed_command.ts";
 
 /** A directory with a small multi-file tree: a file boundary inside a piece, an empty file. */
 async function makeTree(root: string): Promise<void> {
@@ -46,51 +45,6 @@ function infoHashLine(stdout: string): string {
   const match = /^Info Hash: ([0-9a-f]{40})$/m.exec(stdout);
   assert.ok(match, stdout);
   return match[1]!;
-}
-
-/** A `seed` subprocess; resolves once it printed its ready line. */
-async function startSeedCommand(args: string[], cwd: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "seed", ...args],
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stdout = new Response(child.stdout).text();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let stderr = "";
-  let port: number | undefined;
-  while (port === undefined) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stderr += value;
-    const match = /^Seeding .* on port (\d+) \((.*)\)\.$/m.exec(stderr);
-    if (match) port = Number(match[1]);
-  }
-  const rest = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return stderr;
-      stderr += value;
-    }
-  })();
-  if (port === undefined) {
-    const status = await child.status;
-    await stdout;
-    throw new Error(`seed exited with ${status.code} before it was ready:\n${stderr}`);
-  }
-  return {
-    port,
-    readyLine: stderr.trim().split("\n").find((line) => line.startsWith("Seeding "))!,
-    /** Sends SIGINT and collects the exit code and output. */
-    async stop(): Promise<{ code: number; stdout: string; stderr: string }> {
-      child.kill("SIGINT");
-      const status = await child.status;
-      return { code: status.code, stdout: await stdout, stderr: await rest };
-    },
-  };
 }
 
 Deno.test("cli create is deterministic and prints the info hash and the magnet link", async () => {
@@ -191,7 +145,7 @@ Deno.test("cli seed serves our download through a tracker and announces stopped 
     assert.equal(created.code, 0, created.stderr);
     const metainfo = parseMetainfo(await Deno.readFile(`${dir}/album.torrent`));
 
-    const seeder = await startSeedCommand(["--port", "0", "album.torrent", "album"], dir);
+    const seeder = await startSeedCommand(["--port", "0", "album.torrent", "album"], { cwd: dir });
     let stopped = false;
     try {
       assert.equal(
@@ -256,7 +210,7 @@ Deno.test("cli seed refuses missing data in one line and seeds a partial copy", 
       await Deno.writeFile(`${dir}/album/a.bin`, bytes);
       const seeder = await startSeedCommand(
         ["--port", "0", "--no-trackers", "album.torrent", "album"],
-        dir,
+        { cwd: dir },
       );
       const end = await seeder.stop();
       assert.match(

@@ -20,8 +20,7 @@ import {
   withTimeout,
 } from "../_helpers/interop/mod.ts";
 import { runCli } from "../_helpers/run_cli.ts";
-
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+import { startSeedCommand } from "../_helpers/seed_command.ts";
 
 /** Nested directories, a zero-length file, file boundaries inside pieces, a short last piece. */
 const FILES: PayloadFileSpec[] = [
@@ -44,49 +43,6 @@ function magnetLine(stdout: string): string {
   const match = /^Magnet: (magnet:\?\S+)$/m.exec(stdout);
   assert.ok(match, stdout);
   return match[1]!;
-}
-
-/** Our `seed` command as a subprocess; resolves once it printed its ready line. */
-async function startSeedCommand(args: string[], cwd: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, "seed", ...args],
-    cwd,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  const stdout = new Response(child.stdout).text();
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let stderr = "";
-  let port: number | undefined;
-  while (port === undefined) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stderr += value;
-    const match = /^Seeding .* on port (\d+) /m.exec(stderr);
-    if (match) port = Number(match[1]);
-  }
-  const rest = (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return stderr;
-      stderr += value;
-    }
-  })();
-  if (port === undefined) {
-    const status = await child.status;
-    await stdout;
-    throw new Error(`seed exited with ${status.code} before it was ready:\n${stderr}`);
-  }
-  let stopped: Promise<{ code: number; stdout: string; stderr: string }> | undefined;
-  const stop = () =>
-    stopped ??= (async () => {
-      child.kill("SIGINT");
-      const status = await child.status;
-      return { code: status.code, stdout: await stdout, stderr: await rest };
-    })();
-  return { port, stop, [Symbol.asyncDispose]: async () => void await stop() };
 }
 
 /** Waits until the tracker lists `port` among the torrent's peers (our seeder announced). */
@@ -134,7 +90,9 @@ Deno.test({
     const infoHash = infoHashLine(created.stdout);
     await tracker.whitelist([infoHash]);
 
-    await using seeder = await startSeedCommand(["--port", "0", "data.torrent", "data"], dir.path);
+    await using seeder = await startSeedCommand(["--port", "0", "data.torrent", "data"], {
+      cwd: dir.path,
+    });
     await waitForListing(tracker.httpUrl, infoHash, seeder.port);
 
     await t.step("libtorrent downloads it through opentracker, byte-identical", async () => {
