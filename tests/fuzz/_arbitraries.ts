@@ -54,52 +54,12 @@ export const TRICKY_STRINGS: readonly string[] = [
   "😀",
 ];
 
-/**
- * Bugs the fuzzers found that are not fixed yet. Each has an `ignore: true` regression test in
- * `regressions_test.ts`; while a flag is true the properties steer around that one input class
- * so the rest of the suite keeps guarding. Set a flag to false once its bug is fixed.
- */
-export const KNOWN_BUGS = {
-  /** lib/bencode: a dictionary key starting with U+FEFF (bytes EF BB BF) loses it on decode. */
-  bomKey: false,
-  /** lib/metainfo: names and path components starting with U+FEFF lose it (TextDecoder BOM). */
-  bomText: false,
-  /**
-   * lib/bencode encode(): distinct keys that map to the same bytes (lone surrogates, or Map
-   * keys that are not strings, like `1` and `"1"`) are written as duplicate keys.
-   */
-  duplicateKeysOnEncode: false,
-  /** lib/storage/path.ts: resolveInside() rejects a safe component that starts with "..". */
-  dotDotPrefix: false,
-  /** lib/metainfo/magnet.ts: base32 info hashes accept "ß", "ı", "ſ", "ﬀ" (case mapping). */
-  magnetBase32CaseMapping: false,
-  /**
-   * lib/tracker/http_codec.ts: a `failure reason` that is a dictionary (or a list holding one)
-   * makes parseAnnounceResponse() throw a bare TypeError from String(value).
-   */
-  failureReasonObject: false,
-} as const;
-
-/** True if a key would hit the {@linkcode KNOWN_BUGS.bomKey} bug. */
-export function hasBomKeyBug(key: string): boolean {
-  return KNOWN_BUGS.bomKey && key.startsWith("\uFEFF");
-}
-
-/** True if the bytes hold EF BB BF anywhere (a key might start with a BOM). */
-export function mayHitBomKeyBug(input: Uint8Array): boolean {
-  if (!KNOWN_BUGS.bomKey) return false;
-  for (let i = 0; i + 2 < input.length; i++) {
-    if (input[i] === 0xef && input[i + 1] === 0xbb && input[i + 2] === 0xbf) return true;
-  }
-  return false;
-}
-
 /** Dictionary keys: short text, any code points (well-formed), and the tricky strings. */
 export const keyArb: fc.Arbitrary<string> = fc.oneof(
   fc.string({ maxLength: 6 }),
   fc.string({ unit: "binary", maxLength: 4 }),
   fc.constantFrom(...TRICKY_STRINGS),
-).filter((key) => !hasBomKeyBug(key));
+);
 
 /** Integers as `decode` returns them: `number` when safe, otherwise `bigint`. */
 export const bencodeIntegerArb: fc.Arbitrary<number | bigint> = fc.oneof(

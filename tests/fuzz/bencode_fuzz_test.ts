@@ -20,9 +20,7 @@ import {
   comparable,
   concatBytes,
   dictArb,
-  KNOWN_BUGS,
   loadTorrentFixtures,
-  mayHitBomKeyBug,
   mutatedArb,
 } from "./_arbitraries.ts";
 
@@ -51,8 +49,7 @@ function checkHostile(input: Uint8Array, options: DecodeOptions): void {
     );
     return;
   }
-  // KNOWN_BUGS.bomKey: a key starting with EF BB BF decodes without it; see regressions_test.ts.
-  if (!options.allowUnsortedKeys && !mayHitBomKeyBug(input)) {
+  if (!options.allowUnsortedKeys) {
     assert.equal(
       encode(value!).toHex(),
       input.toHex(),
@@ -175,11 +172,6 @@ Deno.test("fuzz: encode() throws only TypeError on arbitrary JavaScript values",
       // Whatever encode() writes must be bencode that decode() reads back.
       if (encoded !== undefined) {
         const decodeError = thrownBy(() => decode(encoded!, { maxDepth: 1024 }));
-        // KNOWN_BUGS.duplicateKeysOnEncode: see regressions_test.ts.
-        if (
-          KNOWN_BUGS.duplicateKeysOnEncode && decodeError instanceof BencodeSyntaxError &&
-          decodeError.message.includes("duplicate key")
-        ) return;
         expectOnly(decodeError, []);
       }
     }),

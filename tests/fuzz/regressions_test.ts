@@ -1,7 +1,5 @@
-// Minimal inputs for bugs the fuzz properties found in library modules this suite does not own.
-// Each test is `ignore: true` until its module is fixed; then drop the `ignore`, and set the
-// matching flag in KNOWN_BUGS (tests/fuzz/_arbitraries.ts) to false so the properties cover the
-// input class again.
+// Minimal inputs for bugs the fuzz properties found in library modules, kept as regression tests
+// now that the bugs are fixed. The comment above each says what the bug was.
 
 import assert from "node:assert/strict";
 import { decode, encode } from "../../lib/bencode/mod.ts";
@@ -11,7 +9,7 @@ import { parseAnnounceResponse, TrackerError, TrackerFailureError } from "../../
 
 const latin1 = (text: string) => Uint8Array.from(text, (c) => c.charCodeAt(0));
 
-// KNOWN_BUGS.bomKey. lib/bencode/_scanner.ts decodes keys with
+// Fixed: lib/bencode/_scanner.ts decodes keys with
 // `new TextDecoder("utf-8", { fatal: true })`, which strips a leading byte-order mark, so the
 // key bytes EF BB BF 69 6E 66 6F ("\uFEFFinfo") are read as "info". A torrent can then carry
 // an info dictionary under a key other clients do not see as "info" (or two keys that collide).
@@ -48,7 +46,7 @@ Deno.test({
   },
 });
 
-// KNOWN_BUGS.bomText. lib/metainfo/metainfo.ts decodes names with
+// Fixed: lib/metainfo/metainfo.ts decodes names with
 // `new TextDecoder("utf-8")` (lenientUtf8), which strips a leading BOM: a torrent named
 // "\uFEFFn" is stored as "n". Fix: `new TextDecoder("utf-8", { ignoreBOM: true })` (also for
 // strictUtf8). The same default decoder is used in lib/tracker/http_codec.ts (failure reason,
@@ -69,7 +67,7 @@ Deno.test({
   },
 });
 
-// KNOWN_BUGS.duplicateKeysOnEncode. lib/bencode/encode.ts turns keys into UTF-8 with TextEncoder,
+// Fixed: lib/bencode/encode.ts turns keys into UTF-8 with TextEncoder,
 // which maps every lone surrogate to U+FFFD, so two distinct keys become the same bytes and the
 // output has a duplicate key that decode() rejects. encode() should throw a TypeError for a key
 // that is not well-formed (or at least for the collision).
@@ -88,7 +86,7 @@ Deno.test({
   },
 });
 
-// KNOWN_BUGS.duplicateKeysOnEncode, second case: encode() turns Map keys into bytes with
+// Fixed (second case): encode() turns Map keys into bytes with
 // TextEncoder.encode(key), which stringifies non-strings, so `1` and `"1"` (or two objects,
 // "[object Object]") become the same key. encode() should throw a TypeError for a Map key that
 // is not a string (the type already says ReadonlyMap<string, ...>).
@@ -101,7 +99,7 @@ Deno.test({
   },
 });
 
-// KNOWN_BUGS.magnetBase32CaseMapping. lib/metainfo/magnet.ts decodeBase32() upper-cases the
+// Fixed: lib/metainfo/magnet.ts decodeBase32() upper-cases the
 // text before the alphabet check; "ß".toUpperCase() is "SS" and "ı" (dotless i) is "I", so a
 // 32-character hash with such a letter is accepted (with "ß", 33 symbols: the extra bits are
 // dropped). Fix: test /^[A-Za-z2-7]{32}$/ before decoding, as the hex path does.
@@ -116,7 +114,7 @@ Deno.test({
   },
 });
 
-// KNOWN_BUGS.dotDotPrefix. lib/storage/path.ts resolveInside() treats any relative path that
+// Fixed: lib/storage/path.ts resolveInside() treats any relative path that
 // starts with ".." as an escape, so the safe name "..foo" (a file inside the root) throws a
 // RangeError and such a torrent cannot be stored. Fix: reject only `relative === ".."` or
 // `relative.startsWith(".." + nodePath.sep)` (plus the existing absolute and empty checks).
@@ -129,7 +127,7 @@ Deno.test({
   },
 });
 
-// KNOWN_BUGS.failureReasonObject. lib/tracker/http_codec.ts parseAnnounceResponse() formats a
+// Fixed: lib/tracker/http_codec.ts parseAnnounceResponse() formats a
 // non-byte-string `failure reason` with String(value); for a (null-prototype) dictionary, or a
 // list holding one, that throws a bare TypeError ("Cannot convert object to primitive value")
 // instead of TrackerError. Fix: throw TrackerError when the failure reason is not a byte string

@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type BencodeValue, decode, encode, isDict } from "../../lib/bencode/mod.ts";
+import { type BencodeValue, encode } from "../../lib/bencode/mod.ts";
 import {
   type AnnounceRequest,
   type AnnounceResponse,
@@ -32,7 +32,6 @@ import {
   concatBytes,
   ipv4Arb,
   ipv6BytesArb,
-  KNOWN_BUGS,
   makeDict,
   mutatedArb,
 } from "./_arbitraries.ts";
@@ -61,21 +60,8 @@ function checkAnnounceParse(body: Uint8Array): void {
       "parseAnnounceResponse()",
     );
   });
-  if (KNOWN_BUGS.failureReasonObject && error instanceof TypeError && hasObjectFailure(body)) {
-    return; // Known bug, see regressions_test.ts.
-  }
   expectOnly(error, [TrackerFailureError, TrackerError]);
   if (response !== undefined) checkResponse(response);
-}
-
-/** True if the body is a dictionary whose `failure reason` is a list or dictionary. */
-function hasObjectFailure(body: Uint8Array): boolean {
-  const error = thrownBy(() => decode(body, { allowUnsortedKeys: true }));
-  if (error !== undefined) return false;
-  const value = decode(body, { allowUnsortedKeys: true });
-  if (!isDict(value)) return false;
-  const failure = value["failure reason"];
-  return typeof failure === "object" && !(failure instanceof Uint8Array);
 }
 
 interface GeneratedResponse {
