@@ -43,6 +43,12 @@ export interface PeerHandshakeOptions {
   reuseReadBuffer?: boolean;
 }
 
+/**
+ * Takes a `piece` message's block (BEP 3) without a message object: see
+ * {@linkcode PeerConnection.setPieceHandler}. `block` is a view valid only during the call.
+ */
+export type PieceHandler = (index: number, begin: number, block: Uint8Array) => void;
+
 /** Options for {@linkcode PeerConnection.connect}. */
 export interface PeerConnectOptions extends PeerHandshakeOptions {
   /** The 20-byte info hash of the torrent we want from the peer. */
@@ -124,6 +130,7 @@ export class PeerConnection implements AsyncDisposable {
   #messages: ReadableStream<PeerMessage>;
   #controller!: ReadableStreamDefaultController<PeerMessage>;
   #messagesDone = false;
+  #onPiece: PieceHandler | undefined;
   #closing = false;
   #closeReason: unknown;
   #pendingRead: Promise<unknown> | undefined;
@@ -337,6 +344,48 @@ export class PeerConnection implements AsyncDisposable {
     return this.#messages;
   }
 
+  /**
+   * Hands `piece` messages (BEP 3) to `handler`, called synchronously while
+   * {@linkcode PeerConnection.messages} is being read, instead of enqueueing
+   * them: no message object, read result or promise per block. Order is kept:
+   * a `piece` that follows another message still waiting in `messages` is
+   * enqueued as usual. An exception thrown by `handler` errors `messages` and
+   * closes the connection, as a protocol violation does.
+   *
+   * @param handler Takes each block; `block` is a view valid only during the
+   * call. `undefined` turns the fast path off.
+   *
+   * @example Usage
+   * ```ts
+   * import { PeerConnection } from "./connection.ts";
+   * import assert from "node:assert/strict";
+   *
+   * using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+   * const serving = listener.accept().then((conn) =>
+   *   PeerConnection.accept(conn, { peerId: new Uint8Array(20), lookup: () => true })
+   * );
+   * await using client = await PeerConnection.connect(
+   *   { host: "127.0.0.1", port: listener.addr.port },
+   *   { infoHash: new Uint8Array(20), peerId: new Uint8Array(20).fill(2) },
+   * );
+   * await using server = await serving;
+   *
+   * const blocks: string[] = [];
+   * client.setPieceHandler((index, begin, block) => blocks.push(`${index}:${begin}:${block.length}`));
+   * await server.send([
+   *   { type: "piece", index: 1, begin: 16384, block: new Uint8Array(3) },
+   *   { type: "have", index: 2 },
+   * ]);
+   * const reader = client.messages.getReader();
+   * assert.deepEqual((await reader.read()).value, { type: "have", index: 2 });
+   * reader.releaseLock();
+   * assert.deepEqual(blocks, ["1:16384:3"]);
+   * ```
+   */
+  setPieceHandler(handler: PieceHandler | undefined): void {
+    this.#onPiece = handler;
+  }
+
   /** Resolves once the connection is closed and its pending I/O settled. Never rejects. */
   get closed(): Promise<void> {
     return this.#closed.promise;
@@ -464,7 +513,10 @@ export class PeerConnection implements AsyncDisposable {
     this.#endMessages();
   }
 
-  /** Decodes every whole frame buffered; returns how many messages were enqueued. */
+  /**
+   * Decodes every whole frame buffered; returns how many messages were enqueued (blocks
+   * taken by the piece handler do not count: the pending read still waits for a message).
+   */
   #decode(controller: ReadableStreamDefaultController<PeerMessage>): number {
     const buffer = this.#buffer;
     let start = this.#start;
@@ -479,6 +531,19 @@ export class PeerConnection implements AsyncDisposable {
         );
       }
       if (end - start - 4 < length) break;
+      if (count === 0 && length >= 9 && buffer[start + 4] === 7 && this.#onPiece !== undefined) {
+        // Fast path: nothing is waiting in `messages`, so handling the block now keeps order.
+        const at = start + 5;
+        const index = ((buffer[at]! << 24) | (buffer[at + 1]! << 16) | (buffer[at + 2]! << 8) |
+          buffer[at + 3]!) >>> 0;
+        const begin = ((buffer[at + 4]! << 24) | (buffer[at + 5]! << 16) |
+          (buffer[at + 6]! << 8) | buffer[at + 7]!) >>> 0;
+        start += 4 + length;
+        this.#start = start;
+        this.#onPiece(index, begin, buffer.subarray(at + 8, start));
+        if (this.#closing) return 0;
+        continue;
+      }
       const message = decodeMessage(buffer.subarray(start + 4, start + 4 + length));
       controller.enqueue(this.#reuse ? detach(message) : message);
       start += 4 + length;

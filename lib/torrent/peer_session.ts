@@ -46,6 +46,11 @@ export interface SessionConnection {
   sendEncoded(frames: Uint8Array): Promise<void>;
   /** Closes the connection. */
   close(reason?: unknown): void;
+  /**
+   * Optional fast path: `piece` blocks go to `handler` (a view valid during the call) while
+   * `messages` is read, instead of as message objects.
+   */
+  setPieceHandler?(handler: (index: number, begin: number, block: Uint8Array) => void): void;
 }
 
 /** The torrent a session belongs to, as seen from the session. */
@@ -382,6 +387,11 @@ export class PeerSession {
     else if (this.#fast && have.isComplete) this.#queue({ type: "have-all" });
     else if (have.count > 0) this.#queue({ type: "bitfield", bitfield: have.toBytes() });
     if (this.#extensions) this.#queue(this.#extensions.handshake());
+    // Blocks skip the message object, the read result and the await: the bulk of the
+    // per-block garbage at full speed.
+    this.#conn.setPieceHandler?.((index, begin, block) => {
+      if (!this.#closed) this.#onPiece(index, begin, block);
+    });
     this.#ended = this.#readLoop();
     return this.#ended;
   }
