@@ -9,7 +9,7 @@
 import { formatPeerAddress, type PeerAddress } from "../peer/address.ts";
 import { PeerProtocolError } from "../peer/errors.ts";
 import { supportsExtensionProtocol, supportsFastExtension } from "../peer/handshake.ts";
-import type { PeerMessage } from "../peer/message.ts";
+import { encodedLength, encodeMessageInto, type PeerMessage } from "../peer/message.ts";
 import { Bitfield, BLOCK_SIZE, type BlockRequest, type PiecePicker } from "../piece/mod.ts";
 import type { ExtensionHandshake } from "../peer/extension.ts";
 import { type ExtensionHooks, SessionExtensions } from "./extensions.ts";
@@ -213,7 +213,12 @@ export class PeerSession {
   /** Serves the peer's requests while we unchoke it. */
   readonly #uploader: Uploader;
 
-  #outbox: PeerMessage[] = [];
+  /**
+   * Queued control messages, encoded as they are queued (`#outboxLength` bytes): a request
+   * costs no message object. Copied out on flush, so the buffer is reused.
+   */
+  #outbox = new Uint8Array(1024);
+  #outboxLength = 0;
   #flushScheduled = false;
   #writesInFlight = 0;
 
@@ -416,7 +421,7 @@ export class PeerSession {
     this.#requests.clear();
     this.#late.clear();
     this.#uploader.close();
-    this.#outbox = [];
+    this.#outboxLength = 0;
     if (this.#haveAll) picker.removePeerHaveAll();
     else if (this.#field.count > 0) picker.removePeerBitfield(this.#field);
     this.#conn.close(reason);
@@ -490,7 +495,7 @@ export class PeerSession {
     if (this.#requests.size === 0) this.#waitingSince = now;
     for (const r of picked) {
       this.#requests.set(blockKey(r.index, r.begin), now);
-      this.#outbox.push({ type: "request", index: r.index, begin: r.begin, length: r.length });
+      this.#queueRequest(r.index, r.begin, r.length);
     }
     this.#scheduleFlush();
   }
@@ -820,8 +825,37 @@ export class PeerSession {
 
   #queue(message: PeerMessage): void {
     if (this.#closed) return;
-    this.#outbox.push(message);
+    try {
+      const length = encodedLength(message);
+      this.#reserve(length);
+      encodeMessageInto(message, this.#outbox, this.#outboxLength);
+      this.#outboxLength += length;
+    } catch (error) {
+      this.close(error);
+      return;
+    }
     this.#scheduleFlush();
+  }
+
+  /** Queues a `request` (BEP 3) for a block the picker chose: 17 bytes, no message object. */
+  #queueRequest(index: number, begin: number, length: number): void {
+    this.#reserve(17);
+    const out = this.#outbox;
+    const at = this.#outboxLength;
+    writeUint32(out, at, 13);
+    out[at + 4] = 6;
+    writeUint32(out, at + 5, index);
+    writeUint32(out, at + 9, begin);
+    writeUint32(out, at + 13, length);
+    this.#outboxLength = at + 17;
+  }
+
+  #reserve(bytes: number): void {
+    const needed = this.#outboxLength + bytes;
+    if (needed <= this.#outbox.length) return;
+    const larger = new Uint8Array(Math.max(needed, this.#outbox.length * 2));
+    larger.set(this.#outbox.subarray(0, this.#outboxLength));
+    this.#outbox = larger;
   }
 
   #scheduleFlush(): void {
@@ -830,15 +864,15 @@ export class PeerSession {
     queueMicrotask(() => this.#flush());
   }
 
-  #takeOutbox(): PeerMessage[] {
-    const messages = this.#outbox;
-    this.#outbox = [];
-    return messages;
+  #takeOutbox(): Uint8Array {
+    const frames = this.#outbox.slice(0, this.#outboxLength);
+    this.#outboxLength = 0;
+    return frames;
   }
 
   #flush(): void {
     this.#flushScheduled = false;
-    if (this.#closed || this.#outbox.length === 0) return;
+    if (this.#closed || this.#outboxLength === 0) return;
     if (this.#writesInFlight >= MAX_WRITES_IN_FLIGHT) {
       this.close(
         new PeerProtocolError(
@@ -848,7 +882,7 @@ export class PeerSession {
       return;
     }
     this.#writesInFlight++;
-    this.#conn.send(this.#takeOutbox()).then(
+    this.#conn.sendEncoded(this.#takeOutbox()).then(
       () => this.#writesInFlight--,
       (error) => this.close(error),
     );
@@ -884,4 +918,11 @@ export class PeerSession {
   #where(): string {
     return formatPeerAddress(this.#conn.address);
   }
+}
+
+function writeUint32(target: Uint8Array, offset: number, value: number): void {
+  target[offset] = value >>> 24;
+  target[offset + 1] = (value >>> 16) & 0xff;
+  target[offset + 2] = (value >>> 8) & 0xff;
+  target[offset + 3] = value & 0xff;
 }
