@@ -8,18 +8,20 @@ import * as nodePath from "node:path";
 import { type Metainfo, parseMetainfo } from "../metainfo/mod.ts";
 import type { PeerAddress } from "../peer/address.ts";
 import { generatePeerId } from "../peer/handshake.ts";
-import { Bitfield, HashQueue, verifyPiece } from "../piece/mod.ts";
+import { Bitfield } from "../piece/mod.ts";
 import { FsStorage, safePathComponents, type Storage } from "../storage/mod.ts";
 import {
   checkExisting,
   PeerListener,
   type RecheckProgress,
   resumePathFor,
+  verifyStorage,
 } from "../torrent/mod.ts";
 import { ManagedTorrent } from "./_managed_torrent.ts";
 import { resolveMagnet } from "./magnet.ts";
 import { DhtPeerSource } from "./peer_sources.ts";
 import type { TorrentHandle } from "./torrent_handle.ts";
+import { listenForPeers } from "./_listen.ts";
 
 /** Options for {@linkcode Client}. */
 export interface ClientOptions {
@@ -144,7 +146,11 @@ export class Client implements AsyncDisposable {
     }
     this.#options = options;
     this.#peerId = options.peerId ?? generatePeerId();
-    this.#listener = listen(options, this.#peerId);
+    this.#listener = listenForPeers({
+      ...(options.hostname !== undefined ? { hostname: options.hostname } : {}),
+      ...(options.port !== undefined ? { port: options.port } : {}),
+      peerId: this.#peerId,
+    });
     this.#timer = setInterval(() => {
       for (const torrent of this.#torrents.values()) torrent.tick();
     }, options.tickMs ?? DEFAULT_TICK_MS);
@@ -415,7 +421,7 @@ export class Client implements AsyncDisposable {
           `Cannot add torrent "${metainfo.name}": storage holds ${storage.totalLength} bytes, expected ${metainfo.totalLength}`,
         );
       }
-      const have = await hashStorage(metainfo, storage, signal);
+      const have = await verifyStorage(metainfo, storage, { signal });
       return { storage, ownsStorage: false, have };
     }
     // The torrent's name is untrusted: as a default path it must stay one plain name.
@@ -475,49 +481,6 @@ export class Client implements AsyncDisposable {
   #throwIfClosed(): void {
     if (this.closed) throw new Error("Cannot add torrent: the client is closed");
   }
-}
-
-function listen(options: ClientOptions, peerId: Uint8Array): PeerListener {
-  const hostname = options.hostname ?? "0.0.0.0";
-  if (options.port !== undefined) {
-    return PeerListener.listen({ hostname, port: options.port, peerId });
-  }
-  for (let port = 6881; port <= 6889; port++) {
-    try {
-      return PeerListener.listen({ hostname, port, peerId });
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
-    }
-  }
-  return PeerListener.listen({ hostname, port: 0, peerId });
-}
-
-/** Hashes every piece of a caller's storage, a few at a time, to learn what it holds. */
-async function hashStorage(
-  metainfo: Metainfo,
-  storage: Storage,
-  signal: AbortSignal,
-): Promise<Bitfield> {
-  const { pieceCount, pieceLength, totalLength, pieceHashes } = metainfo;
-  const queue = new HashQueue({ concurrency: 3 });
-  const have = new Bitfield(pieceCount);
-  const inFlight = new Set<Promise<void>>();
-  for (let index = 0; index < pieceCount; index++) {
-    signal.throwIfAborted();
-    const offset = index * pieceLength;
-    const expected = pieceHashes.subarray(index * 20, index * 20 + 20);
-    const task = storage.read(offset, Math.min(pieceLength, totalLength - offset))
-      .then((bytes) => verifyPiece(bytes, expected, { queue }))
-      .then((ok) => {
-        if (ok) have.set(index);
-      });
-    inFlight.add(task);
-    task.then(() => inFlight.delete(task), () => inFlight.delete(task));
-    // A few reads ahead of the hasher, no more: memory stays bounded.
-    if (inFlight.size >= 4) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
-  return have;
 }
 
 /** Refuses, before anything is opened, data that is missing or sized differently. */

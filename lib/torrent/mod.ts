@@ -100,3 +100,4 @@ export {
   type PexSession,
   type PexSettings,
 } from "./pex.ts";
+export { verifyStorage, type VerifyStorageOptions } from "./verify_storage.ts";

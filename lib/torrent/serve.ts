@@ -6,7 +6,7 @@
 
 import type { Bitfield } from "../piece/mod.ts";
 import type { Storage } from "../storage/mod.ts";
-import { verifyStorage } from "./_verify_storage.ts";
+import { verifyStorage } from "./verify_storage.ts";
 import { PeerListener } from "./listener.ts";
 import { Torrent, type TorrentEvent, type TorrentInfo } from "./torrent.ts";
 

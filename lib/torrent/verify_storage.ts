@@ -23,6 +23,20 @@ export interface VerifyStorageOptions {
  * @param storage The data.
  * @param options Hash queue and abort signal.
  * @returns The pieces whose SHA-1 matches.
+ *
+ * @example Learning what a storage holds
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createTorrent } from "../metainfo/mod.ts";
+ * import { MemoryStorage } from "../storage/mod.ts";
+ * import { verifyStorage } from "./verify_storage.ts";
+ *
+ * const data = new Uint8Array(40_000).fill(7);
+ * const { metainfo } = await createTorrent({ name: "x", data }, { pieceLength: 16384 });
+ * const storage = new MemoryStorage(data.length);
+ * await storage.write(16384, data.subarray(16384, 32768)); // only piece 1
+ * assert.deepEqual([...await verifyStorage(metainfo, storage)], [1]);
+ * ```
  */
 export async function verifyStorage(
   info: TorrentInfo,
