@@ -24,3 +24,4 @@ export * from "./metadata_exchange.ts";
 export * from "./ut_metadata.ts";
 export * from "./ut_pex.ts";
 export * from "./mse/mod.ts";
+export * from "./ip.ts";

@@ -13,6 +13,7 @@
 import { decodePrefix, encode, isDict } from "../bencode/mod.ts";
 import type { BencodeValue } from "../bencode/mod.ts";
 import type { PeerAddress } from "./address.ts";
+import { formatIPv6, parseIPv4, parseIPv6 } from "./ip.ts";
 import { PeerProtocolError } from "./errors.ts";
 
 /** The flag bits of `added.f` and `added6.f` (BEP 11). */
@@ -364,80 +365,6 @@ function addressKey(peer: PeerAddress): string | undefined {
   const v6 = parseIPv6(peer.host);
   if (v6 !== undefined) return `[${formatIPv6(v6)}]:${peer.port}`;
   return undefined;
-}
-
-function parseIPv4(host: string): Uint8Array | undefined {
-  const parts = host.split(".");
-  if (parts.length !== 4) return undefined;
-  const bytes = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const part = parts[i]!;
-    if (!/^(?:0|[1-9]\d{0,2})$/.test(part) || Number(part) > 255) return undefined;
-    bytes[i] = Number(part);
-  }
-  return bytes;
-}
-
-function parseIPv6(host: string): Uint8Array | undefined {
-  if (!/^[0-9a-fA-F:.]+$/.test(host)) return undefined;
-  const halves = host.split("::");
-  if (halves.length > 2) return undefined;
-  const groups = (text: string): number[] | undefined => {
-    if (text === "") return [];
-    const out: number[] = [];
-    const parts = text.split(":");
-    for (let i = 0; i < parts.length; i++) {
-      const part = parts[i]!;
-      if (i === parts.length - 1 && part.includes(".")) {
-        const v4 = parseIPv4(part);
-        if (v4 === undefined) return undefined;
-        out.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(part)) {
-        out.push(parseInt(part, 16));
-      } else {
-        return undefined;
-      }
-    }
-    return out;
-  };
-  const head = groups(halves[0]!);
-  const tail = halves.length === 2 ? groups(halves[1]!) : [];
-  if (head === undefined || tail === undefined) return undefined;
-  const missing = 8 - head.length - tail.length;
-  if (halves.length === 2 ? missing < 1 : missing !== 0) return undefined;
-  const all = [...head, ...new Array<number>(missing).fill(0), ...tail];
-  const bytes = new Uint8Array(16);
-  all.forEach((group, i) => {
-    bytes[2 * i] = group >>> 8;
-    bytes[2 * i + 1] = group & 0xff;
-  });
-  return bytes;
-}
-
-/**
- * RFC 5952 text: lower-case, no leading zeros, the longest run of 2+ zero
- * groups as `::`, IPv4-mapped addresses as `::ffff:a.b.c.d`.
- */
-function formatIPv6(bytes: Uint8Array): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  if (groups.slice(0, 5).every((group) => group === 0) && groups[5] === 0xffff) {
-    return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
-  }
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8; i++) {
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    if (j > i) i = j;
-  }
-  const hex = groups.map((group) => group.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  return `${hex.slice(0, bestStart).join(":")}::${hex.slice(bestStart + bestLength).join(":")}`;
 }
 
 function concat(parts: readonly Uint8Array[]): Uint8Array {

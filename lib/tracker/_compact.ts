@@ -1,51 +1,5 @@
 import type { PeerAddress } from "../peer/address.ts";
-
-/**
- * Formats 16 bytes as IPv6 text in the RFC 5952 short form: lower-case hex, no leading zeros,
- * the longest run of two or more zero groups as `::`, IPv4-mapped addresses as `::ffff:a.b.c.d`.
- *
- * @param bytes The 16 address bytes.
- * @returns The text form, without brackets.
- *
- * @example Usage
- * ```ts
- * import assert from "node:assert/strict";
- * import { formatIPv6 } from "./_compact.ts";
- *
- * assert.equal(formatIPv6(Uint8Array.fromHex("00000000000000000000000000000001")), "::1");
- * assert.equal(formatIPv6(Uint8Array.fromHex("20010db8000000000001000000000001")), "2001:db8::1:0:0:1");
- * ```
- */
-export function formatIPv6(bytes: Uint8Array): string {
-  if (bytes.length !== 16) {
-    throw new RangeError(`Cannot format IPv6 address: expected 16 bytes, got ${bytes.length}`);
-  }
-  const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[i]! << 8) | bytes[i + 1]!);
-  const mapped = groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff;
-  if (mapped) return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
-  // Find the longest run of zero groups (the first one on a tie); only runs of 2+ collapse.
-  let bestStart = -1;
-  let bestLength = 1;
-  for (let i = 0; i < 8;) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLength) {
-      bestStart = i;
-      bestLength = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (bestStart < 0) return hex.join(":");
-  const head = hex.slice(0, bestStart).join(":");
-  const tail = hex.slice(bestStart + bestLength).join(":");
-  return `${head}::${tail}`;
-}
+import { formatIPv6 } from "../peer/ip.ts";
 
 /**
  * Splits a compact peer list (BEP 23 / BEP 7): 6-byte IPv4 or 18-byte IPv6 entries, each the
