@@ -45,7 +45,15 @@ export interface NextRequestsOptions {
    * asks one peer twice for the same block.
    */
   skip?: (index: number, begin: number) => boolean;
+  /**
+   * Only blocks of pieces already started (some block requested or received): no new piece
+   * is begun. For a caller over its memory cap, which may only finish what it holds.
+   */
+  startedOnly?: boolean;
 }
+
+/** Retired piece states kept for reuse, at most. */
+const MAX_SPARE_PIECES = 256;
 
 /** Download state of a piece that has at least one block requested or received. */
 interface ActivePiece {
@@ -114,6 +122,13 @@ export class PiecePicker {
   readonly #active = new Map<number, ActivePiece>();
   /** Active pieces with at least one free block, in the order they started. */
   readonly #activeWithFree = new Set<number>();
+  /**
+   * Retired states of full-size pieces, reused by the next pieces started: one per piece
+   * would live as long as the piece downloads and then be old-generation garbage.
+   */
+  readonly #spare: ActivePiece[] = [];
+  /** Blocks of a full-size piece: the size kept in `#spare`. */
+  readonly #spareBlocks: number;
   /** Missing blocks neither received nor in flight. */
   #freeBlocks = 0;
   /** Pieces to pick before any other, most urgent first (see `setPriority`). */
@@ -149,6 +164,7 @@ export class PiecePicker {
     this.#pieceLength = pieceLength;
     this.#totalLength = totalLength;
     this.#blockSize = blockSize;
+    this.#spareBlocks = Math.ceil(pieceLength / blockSize);
     this.#random = options.random ?? Math.random;
     this.#randomFirstPieces = options.randomFirstPieces ?? 4;
     this.#have = new Bitfield(pieceCount);
@@ -295,8 +311,7 @@ export class PiecePicker {
     const active = this.#active.get(index);
     if (active) {
       this.#freeBlocks -= active.freeCount;
-      this.#active.delete(index);
-      this.#activeWithFree.delete(index);
+      this.#retire(index, active);
     } else {
       this.#freeBlocks -= this.#blockCount(index);
       this.#unbucket(index);
@@ -315,8 +330,7 @@ export class PiecePicker {
     const active = this.#active.get(index);
     if (!active) return;
     this.#freeBlocks += active.received.length - active.freeCount;
-    this.#active.delete(index);
-    this.#activeWithFree.delete(index);
+    this.#retire(index, active);
     this.#bucket(index);
   }
 
@@ -344,14 +358,15 @@ export class PiecePicker {
       if (out.length >= count) return out;
       if (this.#have.has(index) || !peerBitfield.has(index)) continue;
       const active = this.#active.get(index);
-      if (!active) this.#take(index, this.#activate(index), count, out);
-      else if (active.freeCount > 0) this.#take(index, active, count, out);
+      if (!active) {
+        if (!options.startedOnly) this.#take(index, this.#activate(index), count, out);
+      } else if (active.freeCount > 0) this.#take(index, active, count, out);
     }
     for (const index of this.#activeWithFree) {
       if (out.length >= count) return out;
       if (peerBitfield.has(index)) this.#take(index, this.#active.get(index)!, count, out);
     }
-    while (out.length < count && this.#freeBlocks > 0) {
+    while (out.length < count && this.#freeBlocks > 0 && !options.startedOnly) {
       const index = this.#have.count < this.#randomFirstPieces
         ? this.#pickRandom(peerBitfield)
         : this.#pickRarest(peerBitfield);
@@ -525,17 +540,36 @@ export class PiecePicker {
   #activate(index: number): ActivePiece {
     this.#unbucket(index);
     const blocks = this.#blockCount(index);
-    const piece: ActivePiece = {
-      inFlight: new Uint16Array(blocks),
-      received: new Uint8Array(blocks),
-      receivedCount: 0,
-      freeCount: blocks,
-      cursor: 0,
-      length: this.#pieceLengthOf(index),
-    };
+    let piece = blocks === this.#spareBlocks ? this.#spare.pop() : undefined;
+    if (piece) {
+      piece.inFlight.fill(0);
+      piece.received.fill(0);
+      piece.receivedCount = 0;
+      piece.freeCount = blocks;
+      piece.cursor = 0;
+      piece.length = this.#pieceLengthOf(index);
+    } else {
+      piece = {
+        inFlight: new Uint16Array(blocks),
+        received: new Uint8Array(blocks),
+        receivedCount: 0,
+        freeCount: blocks,
+        cursor: 0,
+        length: this.#pieceLengthOf(index),
+      };
+    }
     this.#active.set(index, piece);
     this.#activeWithFree.add(index);
     return piece;
+  }
+
+  /** Ends a piece's active state; its arrays are kept for the next piece of the same size. */
+  #retire(index: number, piece: ActivePiece): void {
+    this.#active.delete(index);
+    this.#activeWithFree.delete(index);
+    if (piece.received.length === this.#spareBlocks && this.#spare.length < MAX_SPARE_PIECES) {
+      this.#spare.push(piece);
+    }
   }
 
   #take(index: number, piece: ActivePiece, count: number, out: BlockRequest[]): void {

@@ -311,3 +311,52 @@ Deno.test("PiecePicker scales to 10^5 pieces", () => {
   // O(pieces) per call would take seconds here.
   assert.ok(elapsed < 1000, `took ${elapsed.toFixed(0)} ms`);
 });
+
+Deno.test("PiecePicker startedOnly finishes started pieces and begins no new one", () => {
+  // 4 pieces of 4 blocks (block 4 bytes).
+  const picker = new PiecePicker({
+    pieceCount: 4,
+    pieceLength: 16,
+    totalLength: 64,
+    blockSize: 4,
+    random: seeded(3),
+    randomFirstPieces: 0,
+  });
+  const seed = full(4);
+  picker.addPeerBitfield(seed);
+  const first = picker.nextRequests(seed, 2);
+  const started = first[0]!.index;
+  assert.ok(first.every((r) => r.index === started));
+  // Only the two remaining blocks of the started piece, though more were asked for.
+  const rest = picker.nextRequests(seed, 10, { startedOnly: true });
+  assert.deepEqual(keys(rest), [`${started}:8:4`, `${started}:12:4`]);
+  assert.deepEqual(picker.nextRequests(seed, 10, { startedOnly: true }), []);
+  // A priority piece not yet started is not begun either.
+  const other = (started + 1) % 4;
+  picker.setPriority([other]);
+  assert.deepEqual(picker.nextRequests(seed, 10, { startedOnly: true }), []);
+  // Without the option, new pieces start again (the priority one first).
+  assert.equal(picker.nextRequests(seed, 1)[0]!.index, other);
+});
+
+Deno.test("PiecePicker starts each piece fresh when it reuses a finished piece's state", () => {
+  // 3 pieces of 3 blocks (block 4 bytes); pieces start in order 0, 1, 2 via priority.
+  const picker = new PiecePicker({ pieceCount: 3, pieceLength: 12, totalLength: 36, blockSize: 4 });
+  const seed = full(3);
+  picker.addPeerBitfield(seed);
+  picker.setPriority([0, 1, 2]);
+  assert.deepEqual(keys(picker.nextRequests(seed, 3)), ["0:0:4", "0:4:4", "0:8:4"]);
+  for (const begin of [0, 4, 8]) picker.blockReceived(0, begin);
+  picker.markHave(0);
+  // Piece 1 gets piece 0's retired arrays: every block must be free and unreceived again.
+  assert.deepEqual(keys(picker.nextRequests(seed, 2)), ["1:0:4", "1:4:4"]);
+  assert.equal(picker.blockReceived(1, 0), false);
+  assert.equal(picker.inFlight(1, 8), 0);
+  // A failed piece retires too; started again, it needs all of its blocks.
+  picker.blockReceived(1, 4);
+  picker.markPieceFailed(1);
+  assert.deepEqual(keys(picker.nextRequests(seed, 3)), ["1:0:4", "1:4:4", "1:8:4"]);
+  assert.deepEqual(keys(picker.nextRequests(seed, 3)), ["2:0:4", "2:4:4", "2:8:4"]);
+  for (const begin of [0, 4]) assert.equal(picker.blockReceived(2, begin), false);
+  assert.equal(picker.blockReceived(2, 8), true);
+});

@@ -640,15 +640,11 @@ export class Torrent implements AsyncDisposable {
 
   #pickRequests(session: PeerSession, field: Bitfield, count: number): BlockRequest[] {
     const buffer = this.#buffer;
-    let from = field;
-    if (buffer.full) {
-      // Over the memory cap: only finish pieces already started.
-      from = new Bitfield(field.length);
-      for (const index of buffer.indices()) if (field.has(index)) from.set(index);
-    }
-    const requests = this.#picker.nextRequests(from, count, {
+    const requests = this.#picker.nextRequests(field, count, {
       endgame: true,
       skip: (index, begin) => session.isRequested(index, begin),
+      // Over the memory cap: only finish pieces already started.
+      startedOnly: buffer.full,
     });
     for (const r of requests) buffer.begin(r.index);
     return requests;
