@@ -14,6 +14,7 @@ import { Bitfield, BLOCK_SIZE, type BlockRequest, type PiecePicker } from "../pi
 import type { ExtensionHandshake } from "../peer/extension.ts";
 import { type ExtensionHooks, SessionExtensions } from "./extensions.ts";
 import { Uploader, type UploadRequest } from "./uploader.ts";
+import { IntSet } from "./_int_set.ts";
 
 /** Smallest request pipeline per peer. */
 export const MIN_QUEUE_DEPTH = 2;
@@ -197,8 +198,8 @@ export class PeerSession {
   #interesting = 0;
   readonly #allowedFast = new Set<number>();
 
-  /** Our outstanding requests: block key to send time. */
-  readonly #requests = new Map<number, number>();
+  /** Our outstanding requests, by block key. */
+  readonly #requests = new IntSet(MAX_QUEUE_DEPTH);
   /** Requests we gave up on (choke, cancel): their blocks may still arrive. */
   readonly #late = new Set<number>();
   #queueDepth = INITIAL_QUEUE_DEPTH;
@@ -412,12 +413,12 @@ export class PeerSession {
     this.#closed = true;
     const picker = this.#host.picker;
     const returned = this.#requests.size > 0;
-    for (const key of this.#requests.keys()) {
+    this.#requests.forEach((key) => {
       picker.blockCancelled(
         Math.floor(key / BLOCKS_PER_PIECE_KEY),
         (key % BLOCKS_PER_PIECE_KEY) * BLOCK_SIZE,
       );
-    }
+    });
     this.#requests.clear();
     this.#late.clear();
     this.#uploader.close();
@@ -491,10 +492,9 @@ export class PeerSession {
     // skip the picker's scan on every block that arrives meanwhile.
     this.#starved = picked.length < free;
     if (picked.length === 0) return;
-    const now = this.#host.now();
-    if (this.#requests.size === 0) this.#waitingSince = now;
+    if (this.#requests.size === 0) this.#waitingSince = this.#host.now();
     for (const r of picked) {
-      this.#requests.set(blockKey(r.index, r.begin), now);
+      this.#requests.add(blockKey(r.index, r.begin));
       this.#queueRequest(r.index, r.begin, r.length);
     }
     this.#scheduleFlush();
@@ -790,7 +790,7 @@ export class PeerSession {
 
   #returnRequests(sendCancel: boolean): void {
     const picker = this.#host.picker;
-    for (const key of this.#requests.keys()) {
+    this.#requests.forEach((key) => {
       const index = Math.floor(key / BLOCKS_PER_PIECE_KEY);
       const begin = (key % BLOCKS_PER_PIECE_KEY) * BLOCK_SIZE;
       picker.blockCancelled(index, begin);
@@ -799,7 +799,7 @@ export class PeerSession {
         const length = Math.min(BLOCK_SIZE, this.#pieceLengthAt(index) - begin);
         this.#queue({ type: "cancel", index, begin, length });
       }
-    }
+    });
     this.#requests.clear();
     this.#trimLate();
     this.#host.requestsReturned();
