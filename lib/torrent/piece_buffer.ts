@@ -44,8 +44,10 @@ export interface PieceBufferOptions<K> {
 interface BufferedPiece<K> {
   index: number;
   length: number;
-  /** A pooled buffer, exactly `length` bytes long (a view for the short last piece). */
+  /** Exactly `length` bytes long: `full` itself, or a view of it for the short last piece. */
   bytes: Uint8Array;
+  /** The whole piece-length buffer behind `bytes`. */
+  full: Uint8Array;
   /** One byte per block: 1 once received. */
   received: Uint8Array;
   receivedCount: number;
@@ -94,8 +96,15 @@ export class PieceBuffer<K> {
   readonly #options: PieceBufferOptions<K>;
   readonly #maxBufferedBytes: number;
   readonly #pieces = new Map<number, BufferedPiece<K>>();
-  readonly #pending = new Set<Promise<void>>();
-  readonly #pool: Uint8Array[] = [];
+  /** Verifications and writes under way, and who waits for them all to end. */
+  #pending = 0;
+  #idle: (() => void)[] = [];
+  /**
+   * Records of finished full-length pieces, with their buffers, kept for the next pieces: at
+   * hundreds of MiB/s fresh memory (a page fault per 4 KiB) costs more than the copy into
+   * it, and per-piece objects that live as long as a download would pile up as garbage.
+   */
+  readonly #spare: BufferedPiece<K>[] = [];
   #bufferedBytes = 0;
 
   /**
@@ -154,16 +163,27 @@ export class PieceBuffer<K> {
       );
     }
     const length = index === pieceCount - 1 ? totalLength - index * pieceLength : pieceLength;
-    const full = this.#pool.pop() ?? new Uint8Array(pieceLength);
-    this.#pieces.set(index, {
-      index,
-      length,
-      bytes: length === pieceLength ? full : full.subarray(0, length),
-      received: new Uint8Array(Math.ceil(length / BLOCK_SIZE)),
-      receivedCount: 0,
-      contributors: [],
-      verifying: false,
-    });
+    let piece = length === pieceLength ? this.#spare.pop() : undefined;
+    if (piece) {
+      piece.index = index;
+      piece.received.fill(0);
+      piece.receivedCount = 0;
+      piece.contributors = [];
+      piece.verifying = false;
+    } else {
+      const full = this.#spare.pop()?.full ?? new Uint8Array(pieceLength);
+      piece = {
+        index,
+        length,
+        bytes: length === pieceLength ? full : full.subarray(0, length),
+        full,
+        received: new Uint8Array(Math.ceil(length / BLOCK_SIZE)),
+        receivedCount: 0,
+        contributors: [],
+        verifying: false,
+      };
+    }
+    this.#pieces.set(index, piece);
     this.#bufferedBytes += length;
   }
 
@@ -211,14 +231,20 @@ export class PieceBuffer<K> {
    * @returns Resolves when idle.
    */
   async settled(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+    while (this.#pending > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 
   #track(promise: Promise<void>): void {
-    this.#pending.add(promise);
-    const remove = () => this.#pending.delete(promise);
-    promise.then(remove, remove);
+    this.#pending++;
+    promise.then(this.#untrack, this.#untrack);
   }
+
+  readonly #untrack = (): void => {
+    if (--this.#pending > 0) return;
+    const idle = this.#idle;
+    this.#idle = [];
+    for (const resolve of idle) resolve();
+  };
 
   async #finish(piece: BufferedPiece<K>): Promise<void> {
     const { pieceLength, pieceHashes } = this.#geometry;
@@ -251,15 +277,13 @@ export class PieceBuffer<K> {
     if (this.#pieces.get(piece.index) !== piece) return;
     this.#pieces.delete(piece.index);
     this.#bufferedBytes -= piece.length;
-    const full = new Uint8Array(
-      piece.bytes.buffer,
-      piece.bytes.byteOffset,
-      this.#geometry.pieceLength,
-    );
-    // Keep enough buffers to refill the cap without new allocations. Pooled plus live
-    // buffers never exceed the most that were live at once.
-    if (this.#pool.length * this.#geometry.pieceLength < this.#maxBufferedBytes) {
-      this.#pool.push(full);
+    // Keep enough to refill the cap without new allocations. Spare plus live buffers never
+    // exceed the most that were live at once. The short last piece is left to the GC.
+    if (
+      piece.length === this.#geometry.pieceLength &&
+      this.#spare.length * piece.length < this.#maxBufferedBytes
+    ) {
+      this.#spare.push(piece);
     }
   }
 }
