@@ -204,6 +204,8 @@ export class FsStorage implements Storage {
   readonly #maxOpen: number;
   /** Open descriptors, least recently used first. */
   readonly #open = new Map<number, OpenFile>();
+  /** The file last moved to the most recently used end of `#open`. */
+  #mostRecent: OpenFile | undefined;
   /** Files written since the last flush. */
   readonly #dirty = new Set<number>();
   #closed = false;
@@ -379,6 +381,7 @@ export class FsStorage implements Storage {
     this.#closed = true;
     const files = [...this.#open.values()];
     this.#open.clear();
+    this.#mostRecent = undefined;
     const errors: unknown[] = [];
     for (const file of files) {
       if (file.ready) {
@@ -507,9 +510,13 @@ export class FsStorage implements Storage {
   async #acquire(index: number): Promise<OpenFile> {
     let file = this.#open.get(index);
     if (file) {
-      // Move to the most recently used end.
-      this.#open.delete(index);
-      this.#open.set(index, file);
+      // Move to the most recently used end (re-inserting costs the map a slot, so not for the
+      // file that is there already: one file written piece after piece).
+      if (this.#mostRecent !== file) {
+        this.#open.delete(index);
+        this.#open.set(index, file);
+        this.#mostRecent = file;
+      }
     } else {
       file = {
         index,
@@ -526,6 +533,7 @@ export class FsStorage implements Storage {
       };
       file.ready = this.#openFile(index, file);
       this.#open.set(index, file);
+      this.#mostRecent = file;
     }
     // Pinned synchronously, so eviction never closes a descriptor that is being opened or used.
     file.users++;
