@@ -179,6 +179,9 @@ async function measure(
   options: BenchOptions,
 ): Promise<Measured> {
   await Deno.mkdir(out, { recursive: true });
+  // Every client starts on a quiet disk: nothing dirty or being discarded from the payload or
+  // from the previous client's output (the root here is ext4 mounted with `discard`).
+  await settleDisk();
   try {
     const run = client === "ours" ? runOurs : client === "aria2" ? runAria2 : runLibtorrent;
     const usage = await run(torrentPath, out, options);
@@ -187,6 +190,18 @@ async function measure(
   } finally {
     await Deno.remove(out, { recursive: true });
   }
+}
+
+/** Writes back dirty pages and pending discards (`sync`), so they cost the next client nothing. */
+async function settleDisk(): Promise<void> {
+  const { success } = await new Deno.Command("sync").output();
+  if (!success) throw new Error("sync failed");
+}
+
+/** `items` starting at `by` (mod length), wrapping around. */
+function rotate<T>(items: readonly T[], by: number): T[] {
+  const start = by % items.length;
+  return [...items.slice(start), ...items.slice(0, start)];
 }
 
 function median(values: number[]): number {
@@ -317,7 +332,9 @@ async function main(args: string[]): Promise<number> {
       }
       const results: Measured[] = [];
       for (let run = 1; run <= options.runs; run++) {
-        for (const client of options.only) {
+        // Each run starts with a different client, so no client always inherits the state the
+        // same other one leaves behind.
+        for (const client of rotate(options.only, run - 1)) {
           const result = await measure(
             client,
             torrent.path,
