@@ -23,6 +23,13 @@ export interface FsStorageOptions {
   singleFile?: boolean;
   /** Maximum file descriptors kept open; defaults to 64. */
   maxOpenFiles?: number;
+  /**
+   * Sync each file's written data in the background every 64 MiB, so that
+   * {@linkcode FsStorage.flush} has little left to wait for. Defaults to `true`. Turn it off
+   * when nothing will be flushed: the syncs cost disk writes and CPU while the data is
+   * still arriving, and the kernel writes the page cache back by itself.
+   */
+  backgroundSync?: boolean;
 }
 
 /**
@@ -177,7 +184,8 @@ async function makeParents(root: string, path: string): Promise<void> {
  * async `Deno.FsFile` ops that run off the event loop), split across files with
  * {@linkcode FileMap}. A busy file gets up to 4 handles, so operations issued together run
  * in any order: await a write before reading its range back. Written data is synced in the
- * background every 64 MiB, so {@linkcode FsStorage.flush} has little left to wait for. At
+ * background every 64 MiB (unless `backgroundSync` is off), so {@linkcode FsStorage.flush}
+ * has little left to wait for. At
  * most `maxOpenFiles` files stay open (least recently used are closed). Symlinks inside the
  * output directory are refused.
  *
@@ -202,6 +210,7 @@ export class FsStorage implements Storage {
   readonly #map: FileMap;
   readonly #paths: string[];
   readonly #maxOpen: number;
+  readonly #backgroundSyncBytes: number;
   /** Open descriptors, least recently used first. */
   readonly #open = new Map<number, OpenFile>();
   /** The file last moved to the most recently used end of `#open`. */
@@ -210,10 +219,11 @@ export class FsStorage implements Storage {
   readonly #dirty = new Set<number>();
   #closed = false;
 
-  private constructor(map: FileMap, paths: string[], maxOpen: number) {
+  private constructor(map: FileMap, paths: string[], maxOpen: number, backgroundSync: boolean) {
     this.#map = map;
     this.#paths = paths;
     this.#maxOpen = maxOpen;
+    this.#backgroundSyncBytes = backgroundSync ? BACKGROUND_SYNC_BYTES : Infinity;
   }
 
   /**
@@ -244,7 +254,7 @@ export class FsStorage implements Storage {
       paths = options.files.map((file) => resolveInside(root, safePathComponents(file.path)));
       await fs.promises.mkdir(root, { recursive: true });
     }
-    const storage = new FsStorage(map, paths, maxOpen);
+    const storage = new FsStorage(map, paths, maxOpen, options.backgroundSync ?? true);
     try {
       const seen = new Set<string>();
       for (let i = 0; i < paths.length; i++) {
@@ -415,7 +425,9 @@ export class FsStorage implements Storage {
       });
       this.#dirty.add(extent.fileIndex);
       file.unsynced += data.length;
-      if (file.unsynced >= BACKGROUND_SYNC_BYTES && !file.syncing) this.#syncInBackground(file);
+      if (file.unsynced >= this.#backgroundSyncBytes && !file.syncing) {
+        this.#syncInBackground(file);
+      }
     } finally {
       this.#release(file);
     }
