@@ -76,6 +76,7 @@ export {
   type CheckExistingTorrent,
   createResumeData,
   type CreateResumeDataOptions,
+  currentBootId,
   loadResumeData,
   type RecheckProgress,
   RESUME_VERSION,

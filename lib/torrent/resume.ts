@@ -45,6 +45,13 @@ export interface ResumeData {
   bitfield: string;
   /** Every file of the torrent, in metainfo order. */
   files: ResumeFileRecord[];
+  /**
+   * Set when the data was not synced to disk before this save: the boot it was saved in
+   * (see {@linkcode currentBootId}). Such a file is trusted only within the same boot, while
+   * the page cache still holds every write; after a restart (a power cut may have lost
+   * unwritten pages) its pieces are hashed again.
+   */
+  bootId?: string;
 }
 
 /**
@@ -81,6 +88,12 @@ export interface CreateResumeDataOptions {
   bitfield: Bitfield;
   /** The file paths on disk, in metainfo order (e.g. `FsStorage.paths`). */
   paths: readonly string[];
+  /**
+   * Whether the data was flushed (`storage.flush()`) just before. Defaults to `true`. When
+   * `false`, the current boot is recorded and the file is only trusted within it; that
+   * needs {@linkcode currentBootId}.
+   */
+  synced?: boolean;
 }
 
 /**
@@ -114,12 +127,20 @@ export interface CreateResumeDataOptions {
  * @param options Info hash, bitfield and file paths.
  * @returns The resume data, ready for {@linkcode saveResumeData}.
  * @throws {TypeError} If the info hash is not 20 bytes.
- * @throws {Error} If a file cannot be examined for a reason other than not existing.
+ * @throws {Error} If a file cannot be examined for a reason other than not existing, or if
+ * `synced` is `false` where the boot cannot be identified.
  */
 export async function createResumeData(options: CreateResumeDataOptions): Promise<ResumeData> {
   const { infoHash, bitfield, paths } = options;
   if (!(infoHash instanceof Uint8Array) || infoHash.length !== 20) {
     throw new TypeError("Cannot create resume data: info hash must be 20 bytes");
+  }
+  let bootId: string | undefined;
+  if (options.synced === false) {
+    bootId = currentBootId();
+    if (bootId === undefined) {
+      throw new Error("Cannot create resume data for unsynced data: the boot cannot be identified");
+    }
   }
   const bits = bitfield.toBytes().toBase64();
   const files = await Promise.all(paths.map(async (path): Promise<ResumeFileRecord> => {
@@ -132,7 +153,40 @@ export async function createResumeData(options: CreateResumeDataOptions): Promis
     pieceCount: bitfield.length,
     bitfield: bits,
     files,
+    ...(bootId !== undefined ? { bootId } : {}),
   };
+}
+
+let bootIdCache: string | null | undefined;
+
+/**
+ * Identifies the running boot of the machine (Linux: `/proc/sys/kernel/random/boot_id`), or
+ * returns `undefined` where that is not possible. Data written to the page cache survives
+ * anything but a restart of the machine, so "same boot" is what lets resume data be trusted
+ * without an `fsync`.
+ *
+ * @example Usage
+ * ```ts
+ * import { currentBootId } from "./resume.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const id = currentBootId();
+ * if (Deno.build.os === "linux") assert.match(id!, /^[0-9a-f-]{36}$/);
+ * assert.equal(currentBootId(), id);
+ * ```
+ *
+ * @returns The boot id, or `undefined`.
+ */
+export function currentBootId(): string | undefined {
+  if (bootIdCache === undefined) {
+    try {
+      bootIdCache = Deno.readTextFileSync("/proc/sys/kernel/random/boot_id").trim() || null;
+    } catch {
+      // Not Linux, or no read permission: every save must then be synced.
+      bootIdCache = null;
+    }
+  }
+  return bootIdCache ?? undefined;
 }
 
 /**
@@ -253,6 +307,7 @@ function resumeDataProblem(value: unknown): string | undefined {
     return "bad pieceCount";
   }
   if (typeof data.bitfield !== "string") return "bad bitfield";
+  if (data.bootId !== undefined && typeof data.bootId !== "string") return "bad bootId";
   if (!Array.isArray(data.files)) return "bad files";
   for (const [i, file] of data.files.entries()) {
     if (typeof file !== "object" || file === null) return `bad file ${i}`;
@@ -406,6 +461,9 @@ async function planCheck(
   }
   if (data.pieceCount !== count) return full("resume file has a different piece count");
   if (data.files.length !== paths.length) return full("resume file lists different files");
+  if (data.bootId !== undefined && data.bootId !== currentBootId()) {
+    return full("the machine restarted since the resume file was saved (its data was not synced)");
+  }
   let recorded: Bitfield;
   try {
     recorded = Bitfield.fromBytes(Uint8Array.fromBase64(data.bitfield), count);

@@ -5,6 +5,7 @@ import { FsStorage } from "../storage/mod.ts";
 import {
   checkExisting,
   createResumeData,
+  currentBootId,
   loadResumeData,
   type RecheckProgress,
   type ResumeDecision,
@@ -52,8 +53,11 @@ interface Setup extends AsyncDisposable {
   check(
     signal?: AbortSignal,
   ): Promise<{ have: number[]; decision: ResumeDecision; last?: RecheckProgress }>;
-  /** Writes the whole content through FsStorage, flushes, and saves resume data. */
-  writeAllAndSave(): Promise<void>;
+  /**
+   * Writes the whole content through FsStorage and saves resume data: flushed first, or with
+   * `synced: false` not flushed and stamped with the boot.
+   */
+  writeAllAndSave(options?: { synced?: boolean }): Promise<void>;
 }
 
 async function setup(): Promise<Setup> {
@@ -82,16 +86,25 @@ async function setup(): Promise<Setup> {
       assert.ok(decision);
       return { have: [...have], decision, ...(last ? { last } : {}) };
     },
-    async writeAllAndSave() {
-      const storage = await FsStorage.open({ root, files: metainfo.files });
+    async writeAllAndSave({ synced = true } = {}) {
+      const storage = await FsStorage.open({
+        root,
+        files: metainfo.files,
+        backgroundSync: synced,
+      });
       try {
         await storage.write(0, content);
-        await storage.flush();
+        if (synced) await storage.flush();
         const bitfield = new Bitfield(metainfo.pieceCount);
         bitfield.setAll();
         await saveResumeData(
           resumePath,
-          await createResumeData({ infoHash: metainfo.infoHash, bitfield, paths: storage.paths }),
+          await createResumeData({
+            infoHash: metainfo.infoHash,
+            bitfield,
+            paths: storage.paths,
+            synced,
+          }),
         );
         assert.deepEqual(storage.paths, paths);
       } finally {
@@ -181,6 +194,17 @@ Deno.test("loadResumeData() rejects malformed files with SyntaxError", async (t)
         files: [{ path: 3, length: 1, mtimeMs: 1 }],
       }),
     ],
+    [
+      "bad boot id",
+      JSON.stringify({
+        version: 1,
+        infoHash: "00".repeat(20),
+        pieceCount: 1,
+        bitfield: "gA==",
+        files: [],
+        bootId: 7,
+      }),
+    ],
   ];
   for (const [name, text] of cases) {
     await t.step(name, async () => {
@@ -214,6 +238,38 @@ Deno.test("checkExisting() trusts an unchanged resume file without hashing", asy
   assert.deepEqual(decision, { trusted: "all", reason: "unchanged", piecesToCheck: 0 });
   assert.deepEqual(have, [0, 1, 2, 3, 4]);
   assert.equal(last, undefined);
+});
+
+Deno.test({
+  name: "checkExisting() trusts an unsynced save in the same boot only",
+  ignore: currentBootId() === undefined,
+  fn: async () => {
+    await using s = await setup();
+    await s.writeAllAndSave({ synced: false });
+    const saved = (await loadResumeData(s.resumePath))!;
+    assert.equal(saved.bootId, currentBootId());
+    // Same boot: the page cache holds every write, so it is trusted like a synced save.
+    const same = await s.check();
+    assert.deepEqual(same.decision, { trusted: "all", reason: "unchanged", piecesToCheck: 0 });
+    assert.deepEqual(same.have, [0, 1, 2, 3, 4]);
+    // After a restart the unsynced pages may be gone: everything is hashed again. A byte lost
+    // in b.bin (same size and mtime) is found, which trusting the file would have missed.
+    await saveResumeData(s.resumePath, { ...saved, bootId: "another-boot" });
+    await corruptKeepingMtime(s.paths[1]!, 3);
+    const { have, decision } = await s.check();
+    assert.deepEqual(decision, {
+      trusted: "none",
+      reason: "the machine restarted since the resume file was saved (its data was not synced)",
+      piecesToCheck: 5,
+    });
+    assert.deepEqual(have, [0, 2, 3, 4]);
+  },
+});
+
+Deno.test("createResumeData() stamps no boot on synced saves", async () => {
+  await using s = await setup();
+  await s.writeAllAndSave();
+  assert.equal((await loadResumeData(s.resumePath))!.bootId, undefined);
 });
 
 Deno.test("checkExisting() re-hashes only pieces of files whose mtime changed", async () => {
