@@ -6,6 +6,7 @@ import { encode } from "../lib/bencode/mod.ts";
 import { downloadTorrent } from "../lib/client/mod.ts";
 import { createTorrent, type CreateTorrentFile, type Metainfo } from "../lib/metainfo/mod.ts";
 import { parseMetainfo } from "../lib/metainfo/mod.ts";
+import { currentBootId, loadResumeData, resumePathFor } from "../lib/torrent/mod.ts";
 import { Bitfield } from "../lib/piece/mod.ts";
 import { MemoryStorage } from "../lib/storage/mod.ts";
 import { type ServedTorrent, serveTorrent, type TorrentEvent } from "../lib/torrent/mod.ts";
@@ -126,6 +127,50 @@ Deno.test("download writes a single-file torrent to -o from a --peer", async () 
     assert.equal(result.stdout, `Downloaded ${fixture.torrentPath} to ${out}.\n`);
     assert.doesNotMatch(result.stderr, /\r/, "no redraws without a terminal");
     await assertOutput(fixture, out);
+  } finally {
+    await Deno.remove(fixture.dir, { recursive: true });
+  }
+});
+
+Deno.test("download stamps an unsynced resume file with the boot; --fsync saves a synced one", async () => {
+  const fixture = await singleFile(100_000, 16384);
+  try {
+    await using seeder = await seed(fixture);
+    for (const fsync of [false, true]) {
+      const out = `${fixture.dir}/out-${fsync}.bin`;
+      const result = await runCli([
+        "download",
+        "-o",
+        out,
+        "--port",
+        "0",
+        ...(fsync ? ["--fsync"] : []),
+        ...peerArg(seeder.port),
+        fixture.torrentPath,
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      await assertOutput(fixture, out);
+      const resume = await loadResumeData(resumePathFor(out));
+      // Without --fsync the data is trusted only until the machine restarts (Linux), or
+      // synced anyway where the boot cannot be told.
+      assert.equal(resume?.bootId, fsync ? undefined : currentBootId());
+      // Either way a re-run finds it all there and fetches nothing.
+      const again = await runCli([
+        "download",
+        "-o",
+        out,
+        "--port",
+        "0",
+        "--json",
+        ...peerArg(seeder.port),
+        fixture.torrentPath,
+      ]);
+      assert.equal(again.code, 0, again.stderr);
+      const done = again.stdout.trim().split("\n").map((line) => JSON.parse(line))
+        .find((record) => record.type === "done");
+      assert.equal(done?.downloaded, 0, again.stdout);
+      assert.equal(done?.percent, 100);
+    }
   } finally {
     await Deno.remove(fixture.dir, { recursive: true });
   }
