@@ -4,7 +4,7 @@
  * process into a fresh directory, verified byte for byte against the source.
  *
  *   deno task bench [--size 1GiB] [--runs 1] [--seeders 1,3] [--only ours,aria2,libtorrent]
- *                   [--piece-kib 256] [--cpu-prof DIR] [--verbose]
+ *                   [--piece-kib 256] [--settle 5] [--cpu-prof DIR] [--verbose]
  *
  * For each swarm (1 seeder, then 3) it prints wall time, MiB/s, peak RSS and CPU time per
  * client (the median of `--runs`), and how ours compares with the better of aria2 and
@@ -45,6 +45,7 @@ interface BenchOptions {
   seeders: number[];
   only: Client[];
   pieceLength: number;
+  settleMs: number;
   cpuProf: string | undefined;
   verbose: boolean;
 }
@@ -77,6 +78,7 @@ function parseOptions(args: string[]): BenchOptions {
       seeders: { type: "string", default: "1,3" },
       only: { type: "string" },
       "piece-kib": { type: "string", default: "256" },
+      settle: { type: "string", default: "5" },
       "cpu-prof": { type: "string" },
       verbose: { type: "boolean", default: false },
     },
@@ -93,12 +95,17 @@ function parseOptions(args: string[]): BenchOptions {
   if (seeders.some((n) => !Number.isInteger(n) || n < 1)) {
     throw new TypeError(`Invalid --seeders "${values.seeders}"`);
   }
+  const settleSeconds = Number(values.settle);
+  if (!Number.isFinite(settleSeconds) || settleSeconds < 0) {
+    throw new TypeError(`Invalid --settle "${values.settle}": seconds, 0 or more`);
+  }
   return {
     size: parseSize(values.size),
     runs,
     seeders,
     only: only as Client[],
     pieceLength: Number(values["piece-kib"]) * 1024,
+    settleMs: settleSeconds * 1000,
     cpuProf: values["cpu-prof"],
     verbose: values.verbose,
   };
@@ -179,9 +186,7 @@ async function measure(
   options: BenchOptions,
 ): Promise<Measured> {
   await Deno.mkdir(out, { recursive: true });
-  // Every client starts on a quiet disk: nothing dirty or being discarded from the payload or
-  // from the previous client's output (the root here is ext4 mounted with `discard`).
-  await settleDisk();
+  await settle(options.settleMs);
   try {
     const run = client === "ours" ? runOurs : client === "aria2" ? runAria2 : runLibtorrent;
     const usage = await run(torrentPath, out, options);
@@ -192,10 +197,18 @@ async function measure(
   }
 }
 
-/** Writes back dirty pages and pending discards (`sync`), so they cost the next client nothing. */
-async function settleDisk(): Promise<void> {
+/**
+ * Lets the machine quiesce before a client starts, so that none pays for what the one before
+ * it (or the payload's creation) left behind: writes back dirty pages and pending discards
+ * (`sync`; the root here is ext4 mounted with `discard`), then waits. Measured here: without
+ * the wait, a download right after libtorrent's took 3.2-3.7 s instead of 1.7-2.4 s, with
+ * 1.5 s more system time spent copying into the page cache; with 8 s between clients, the
+ * difference was gone (the VM's host is still busy with the previous client's memory).
+ */
+async function settle(waitMs: number): Promise<void> {
   const { success } = await new Deno.Command("sync").output();
   if (!success) throw new Error("sync failed");
+  await new Promise((resolve) => setTimeout(resolve, waitMs));
 }
 
 /** `items` starting at `by` (mod length), wrapping around. */
