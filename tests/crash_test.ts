@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createTorrent, type Metainfo } from "../lib/metainfo/mod.ts";
-import { deterministicBytes } from "./_helpers/fixtures.ts";
+import { deterministicBytes, seededRandom } from "./_helpers/fixtures.ts";
 import { sleep, SlowSeeder } from "./_helpers/hostile_peer.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
@@ -17,18 +17,6 @@ const TOTAL_LENGTH = 3 * 1024 * 1024 + 12_345; // 49 pieces, the last one short
 const RATE = 6_000_000; // bytes per second: ~0.5 s for the whole torrent
 const TRIALS = 20;
 const SEED = 0x5eed_c0de;
-
-/** A small seeded PRNG (mulberry32), so the kill schedule is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pieceSize(metainfo: Metainfo, index: number): number {
   return Math.min(metainfo.pieceLength, metainfo.totalLength - index * metainfo.pieceLength);
@@ -128,7 +116,7 @@ Deno.test(`crash: kill -9 at ${TRIALS} seeded moments, then resume byte-identica
     pieceLength: PIECE_LENGTH,
   });
   await using seeder = new SlowSeeder({ geometry: metainfo, data, bytesPerSecond: RATE });
-  const random = prng(SEED);
+  const random = seededRandom(SEED);
   const root = await Deno.makeTempDir({ prefix: "crash_" });
   const rows: string[] = [];
   let totalWasted = 0;

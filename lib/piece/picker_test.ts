@@ -1,18 +1,7 @@
 import assert from "node:assert/strict";
 import { Bitfield } from "./bitfield.ts";
 import { type BlockRequest, PiecePicker } from "./picker.ts";
-
-/** Deterministic RNG (mulberry32), so picks are reproducible. */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { seededRandom } from "../../tests/_helpers/fixtures.ts";
 
 function full(length: number): Bitfield {
   const bits = new Bitfield(length);
@@ -52,7 +41,7 @@ Deno.test("PiecePicker picks the rarest piece first", () => {
     pieceLength: 8,
     totalLength: 28,
     blockSize: 4,
-    random: seeded(1),
+    random: seededRandom(1),
     randomFirstPieces: 0,
   });
   const seed = full(4);
@@ -76,7 +65,7 @@ Deno.test("PiecePicker breaks ties with the injected RNG", () => {
       pieceLength: 4,
       totalLength: 256,
       blockSize: 4,
-      random: seeded(seed),
+      random: seededRandom(seed),
       randomFirstPieces: 0,
     });
     const all = full(64);
@@ -95,7 +84,7 @@ Deno.test("PiecePicker only requests pieces the peer has", () => {
     pieceLength: 4,
     totalLength: 12,
     blockSize: 4,
-    random: seeded(3),
+    random: seededRandom(3),
   });
   const peer = bitsOf(3, [1]);
   picker.addPeerBitfield(peer);
@@ -113,7 +102,7 @@ Deno.test("PiecePicker finishes partially requested pieces first", () => {
     pieceLength: 12,
     totalLength: 36,
     blockSize: 4,
-    random: seeded(5),
+    random: seededRandom(5),
     randomFirstPieces: 0,
   });
   const a = full(3);
@@ -161,7 +150,7 @@ Deno.test("PiecePicker tracks availability as peers come and go", () => {
     pieceLength: 4,
     totalLength: 12,
     blockSize: 4,
-    random: seeded(9),
+    random: seededRandom(9),
     randomFirstPieces: 0,
   });
   const a = bitsOf(3, [0, 1]);
@@ -208,7 +197,7 @@ Deno.test("PiecePicker re-requests a piece that failed its hash check", () => {
     pieceLength: 8,
     totalLength: 16,
     blockSize: 4,
-    random: seeded(2),
+    random: seededRandom(2),
     randomFirstPieces: 0,
   });
   const seed = full(2);
@@ -242,7 +231,7 @@ Deno.test("PiecePicker endgame requests in-flight blocks again", () => {
     pieceLength: 8,
     totalLength: 12,
     blockSize: 4,
-    random: seeded(4),
+    random: seededRandom(4),
   });
   const slow = full(2);
   const fast = full(2);
@@ -285,7 +274,7 @@ Deno.test("PiecePicker scales to 10^5 pieces", () => {
     pieceCount,
     pieceLength: 262144,
     totalLength: pieceCount * 262144,
-    random: seeded(11),
+    random: seededRandom(11),
   });
   const peers: Bitfield[] = [];
   for (let p = 0; p < 20; p++) {
@@ -319,7 +308,7 @@ Deno.test("PiecePicker startedOnly finishes started pieces and begins no new one
     pieceLength: 16,
     totalLength: 64,
     blockSize: 4,
-    random: seeded(3),
+    random: seededRandom(3),
     randomFirstPieces: 0,
   });
   const seed = full(4);

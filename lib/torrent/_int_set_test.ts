@@ -1,17 +1,6 @@
 import assert from "node:assert/strict";
 import { IntSet } from "./_int_set.ts";
-
-/** Deterministic RNG (mulberry32). */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { seededRandom } from "../../tests/_helpers/fixtures.ts";
 
 function members(set: IntSet): number[] {
   const out: number[] = [];
@@ -20,7 +9,7 @@ function members(set: IntSet): number[] {
 }
 
 Deno.test("IntSet agrees with Set over a long random run of adds and deletes", () => {
-  const random = seeded(42);
+  const random = seededRandom(42);
   const set = new IntSet();
   const reference = new Set<number>();
   // Narrow key ranges force long probe runs and wrap-around; wide ones use both 32-bit halves.

@@ -27,6 +27,30 @@ export interface FixtureTorrent {
 }
 
 /**
+ * A small seeded PRNG (mulberry32): the same sequence of numbers in [0, 1) on every run, for
+ * tests whose random choices must be reproducible.
+ *
+ * @example Usage
+ * ```ts
+ * import { seededRandom } from "./fixtures.ts";
+ * import assert from "node:assert/strict";
+ *
+ * const a = seededRandom(7), b = seededRandom(7);
+ * assert.equal(a(), b());
+ * ```
+ */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
  * Deterministic pseudo-random bytes (xorshift32), the same on every run.
  *
  * @param length How many bytes.
