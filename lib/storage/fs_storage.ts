@@ -35,10 +35,14 @@ export interface FsStorageOptions {
 /**
  * Most handles kept open on one file. Each async write is a hop between the event loop and a
  * blocking thread: with one chain per file, the writes waited on the busy event loop (network,
- * hashing) between hops, a queue 100+ pieces deep at ~450 MiB/s. A few independent chains,
- * each with its own file position, keep the kernel busy meanwhile.
+ * hashing) between hops, a queue 100+ pieces deep at ~450 MiB/s. A second chain, with its own
+ * file position, keeps the kernel busy meanwhile. More do not write in parallel: buffered
+ * writes to one file hold its inode lock, and the waiting threads spin on it. Measured in
+ * `deno task bench` (1 GiB, 1 seeder, 4 runs each, interleaved): 2 chains took 2.99 s and
+ * 2.89 CPU s where 4 took 3.33 s and 3.27 CPU s, with 10-14% of samples in `rwsem_spin_on_owner`;
+ * 1 chain was slower (queueing again).
  */
-const MAX_LANES = 4;
+const MAX_LANES = 2;
 
 /** One handle on a file, with its own file position and chain of operations. */
 interface Lane {
@@ -182,7 +186,7 @@ async function makeParents(root: string, path: string): Promise<void> {
  * too), extended sparsely to their exact length when shorter, and never truncated.
  * Writes and reads are positional (a seek then a read or write, queued per handle, through
  * async `Deno.FsFile` ops that run off the event loop), split across files with
- * {@linkcode FileMap}. A busy file gets up to 4 handles, so operations issued together run
+ * {@linkcode FileMap}. A busy file gets up to 2 handles, so operations issued together run
  * in any order: await a write before reading its range back. Written data is synced in the
  * background every 64 MiB (unless `backgroundSync` is off), so {@linkcode FsStorage.flush}
  * has little left to wait for. At
