@@ -6,8 +6,11 @@ import assert from "node:assert/strict";
 import {
   Client,
   createTorrent,
+  currentBootId,
   formatMagnet,
+  loadResumeData,
   MemoryStorage,
+  resumePathFor,
   type TorrentHandleEvent,
 } from "../mod.ts";
 import { deterministicBytes } from "./_helpers/fixtures.ts";
@@ -154,6 +157,27 @@ Deno.test("Client resumes a partial download from disk and seeds complete data",
     await copy.done;
     assert.deepEqual(storage.bytes, data);
     assert.ok(seeding.stats().uploaded >= data.length);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Client resume files record the boot unless fsync is set", async () => {
+  const { metainfo, data } = await fixture(100_000);
+  const dir = await Deno.makeTempDir();
+  try {
+    await using seeder = new SlowSeeder({ geometry: metainfo, data });
+    for (const fsync of [false, true]) {
+      const path = `${dir}/copy-${fsync}.bin`;
+      {
+        await using client = new Client({ ...LOOPBACK, fsync });
+        const handle = await client.add(metainfo, { path, peers: [seeder.address] });
+        await handle.done;
+      }
+      assert.deepEqual(await Deno.readFile(path), data);
+      const resume = await loadResumeData(resumePathFor(path));
+      assert.equal(resume?.bootId, fsync ? undefined : currentBootId());
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -50,8 +50,11 @@ export interface ManagedTorrentOptions {
   ownsStorage: boolean;
   /** Data path on disk (file or top directory), for a storage opened by the client. */
   path?: string;
-  /** Resume file to keep up to date, with the storage's file paths. */
-  resume?: { path: string; paths: readonly string[] };
+  /**
+   * Resume file to keep up to date, with the storage's file paths; `synced`: flush the
+   * storage before each save (otherwise the save records the boot, see `createResumeData`).
+   */
+  resume?: { path: string; paths: readonly string[]; synced: boolean };
   /** Pieces verified at start. */
   have: Bitfield;
   /** Fetch nothing: serve what is present. */
@@ -453,10 +456,15 @@ export class ManagedTorrent implements TorrentHandle {
     this.#lastSave = performance.now();
     this.#savedCount = bitfield.count;
     this.#saving = this.#saving.then(async () => {
-      await this.#storage.flush?.();
+      if (resume.synced) await this.#storage.flush?.();
       await saveResumeData(
         resume.path,
-        await createResumeData({ infoHash: this.infoHash, bitfield, paths: resume.paths }),
+        await createResumeData({
+          infoHash: this.infoHash,
+          bitfield,
+          paths: resume.paths,
+          synced: resume.synced,
+        }),
       );
     });
     return this.#saving;

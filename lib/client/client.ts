@@ -12,6 +12,7 @@ import { Bitfield } from "../piece/mod.ts";
 import { FsStorage, safePathComponents, type Storage } from "../storage/mod.ts";
 import {
   checkExisting,
+  currentBootId,
   PeerListener,
   type RecheckProgress,
   resumePathFor,
@@ -42,6 +43,13 @@ export interface ClientOptions {
   dht?: { bootstrap: readonly PeerAddress[]; statePath?: string; host?: string };
   /** Period of `progress` events and upkeep, in ms (default 1000). */
   tickMs?: number;
+  /**
+   * Sync downloaded data to disk before each resume save, so the resume files hold across a
+   * power cut. Off by default, as for the `download` command: the resume file records the boot
+   * and the data is rechecked after a restart of the machine. Always on where the boot cannot
+   * be identified.
+   */
+  fsync?: boolean;
   /** Closes the client (as {@linkcode Client.close}) when aborted. */
   signal?: AbortSignal;
 }
@@ -412,7 +420,7 @@ export class Client implements AsyncDisposable {
     ownsStorage: boolean;
     have: Bitfield;
     path?: string;
-    resume?: { path: string; paths: readonly string[] };
+    resume?: { path: string; paths: readonly string[]; synced: boolean };
   }> {
     if (options.storage) {
       const storage = options.storage;
@@ -430,12 +438,15 @@ export class Client implements AsyncDisposable {
     );
     if (seedOnly) await checkFiles(metainfo, path);
     else if (!metainfo.multiFile) await Deno.mkdir(nodePath.dirname(path), { recursive: true });
+    // Unsynced resume saves are only safe where a restart of the machine can be detected.
+    const synced = this.#options.fsync === true || currentBootId() === undefined;
     let storage: FsStorage;
     try {
       storage = await FsStorage.open({
         root: path,
         files: metainfo.files.map((file) => ({ path: file.path, length: file.length })),
         singleFile: !metainfo.multiFile,
+        backgroundSync: synced,
       });
     } catch (cause) {
       const detail = cause instanceof Error ? cause.message : String(cause);
@@ -460,7 +471,7 @@ export class Client implements AsyncDisposable {
         ownsStorage: true,
         have,
         path,
-        resume: { path: resumePath, paths: storage.paths },
+        resume: { path: resumePath, paths: storage.paths, synced },
       };
     } catch (error) {
       await storage.close();
