@@ -260,6 +260,39 @@ Deno.test("Torrent gives a silent peer's requests to another peer (snub)", async
   }
 });
 
+Deno.test("Torrent sends keep-alives while it has nothing to say and drops a silent peer", async () => {
+  const { data, metainfo } = await fixture(16384 * 4, 32768);
+  // Unchokes, then never sends another byte, not even a keep-alive.
+  await using silent = new ScriptedSeeder({ torrent: metainfo, data, silent: true });
+  const { torrent } = leecher(metainfo, {
+    tickMs: 20,
+    keepAliveMs: 100,
+    idleTimeoutMs: 700,
+    snubTimeoutMs: 60_000,
+  });
+  try {
+    torrent.start();
+    torrent.addPeers([silent.address]);
+    await withTimeout(
+      (async () => {
+        while (silent.keepAlives < 2) await delay(20);
+      })(),
+      3000,
+      "keep-alives",
+    );
+    assert.equal(silent.closedByPeer, 0, "not dropped before the idle timeout");
+    await withTimeout(
+      (async () => {
+        while (silent.closedByPeer < 1) await delay(20);
+      })(),
+      3000,
+      "idle close",
+    );
+  } finally {
+    await torrent.close();
+  }
+});
+
 Deno.test("Torrent downloads only the wanted pieces", async () => {
   const { data, metainfo } = await fixture(16384 * 10 + 123, 32768);
   const source = await filledStorage(data);

@@ -103,6 +103,10 @@ export interface PeerSessionOptions {
   reserved: Uint8Array;
   /** No block for this long while requests are outstanding marks the peer snubbed; 30 s default. */
   snubTimeoutMs?: number;
+  /** Nothing received for this long (not even a keep-alive) closes the session; 240 s default. */
+  idleTimeoutMs?: number;
+  /** Nothing sent for this long sends a keep-alive (BEP 3); 90 s default. */
+  keepAliveMs?: number;
   /** Client name sent in the BEP 10 handshake. */
   clientName?: string;
 }
@@ -178,6 +182,8 @@ export class PeerSession {
   readonly #fast: boolean;
   readonly #extended: boolean;
   readonly #snubTimeoutMs: number;
+  readonly #idleTimeoutMs: number;
+  readonly #keepAliveMs: number;
   readonly #clientName: string;
   readonly #pieceCount: number;
   /** BEP 10 state, when both sides speak the extension protocol. */
@@ -226,6 +232,16 @@ export class PeerSession {
   #downloaded = 0;
   #lastTick = 0;
   #startedAt = 0;
+  /**
+   * Liveness, checked once a tick from counters so the message path reads no clock: messages
+   * read and frames written, the values seen at the last tick, and when they last moved.
+   */
+  #messagesIn = 0;
+  #framesOut = 0;
+  #seenIn = 0;
+  #seenOut = 0;
+  #heardAt = 0;
+  #saidAt = 0;
   #lastDownloaded = 0;
   #lastUploaded = 0;
   #downloadRate = 0;
@@ -251,11 +267,15 @@ export class PeerSession {
     this.#extended = supportsExtensionProtocol(options.reserved) &&
       supportsExtensionProtocol(conn.remoteReserved);
     this.#snubTimeoutMs = options.snubTimeoutMs ?? 30_000;
+    this.#idleTimeoutMs = options.idleTimeoutMs ?? 240_000;
+    this.#keepAliveMs = options.keepAliveMs ?? 90_000;
     this.#clientName = options.clientName ?? "DenoTorrent 0.1";
     this.#field = new Bitfield(this.#pieceCount);
     this.#requestable = this.#field;
     this.#lastTick = host.now();
     this.#startedAt = this.#lastTick;
+    this.#heardAt = this.#lastTick;
+    this.#saidAt = this.#lastTick;
     this.#requestable = host.requestable(this.#field);
     this.#extensions = this.#extended
       ? new SessionExtensions({
@@ -508,6 +528,7 @@ export class PeerSession {
    */
   tick(now: number): void {
     if (this.#closed) return;
+    if (!this.#checkLiveness(now)) return;
     const elapsed = (now - this.#lastTick) / 1000;
     if (elapsed > 0) {
       const down = (this.#downloaded - this.#lastDownloaded) / elapsed;
@@ -571,6 +592,7 @@ export class PeerSession {
       while (!this.#closed) {
         const result = await reader.read();
         if (result.done) break;
+        this.#messagesIn++;
         this.#handle(result.value);
       }
     } catch (error) {
@@ -882,10 +904,39 @@ export class PeerSession {
       return;
     }
     this.#writesInFlight++;
+    this.#framesOut++;
     this.#conn.sendEncoded(this.#takeOutbox()).then(
       () => this.#writesInFlight--,
       (error) => this.close(error),
     );
+  }
+
+  /**
+   * Keep-alives both ways (BEP 3): a peer that sent nothing for `idleTimeoutMs` is gone and
+   * loses its slot; when we have sent nothing for `keepAliveMs`, a keep-alive tells the peer we
+   * are still here (libtorrent and Transmission drop silent peers). Returns `false` if closed.
+   */
+  #checkLiveness(now: number): boolean {
+    // Blocks come through the piece path without a message count: the byte counters show them.
+    const heard = this.#messagesIn + this.#downloaded;
+    if (heard !== this.#seenIn) {
+      this.#seenIn = heard;
+      this.#heardAt = now;
+    }
+    const said = this.#framesOut + this.#uploader.uploaded;
+    if (said !== this.#seenOut) {
+      this.#seenOut = said;
+      this.#saidAt = now;
+    }
+    if (now - this.#heardAt >= this.#idleTimeoutMs) {
+      this.close(`idle: nothing received for ${Math.round((now - this.#heardAt) / 1000)} s`);
+      return false;
+    }
+    if (now - this.#saidAt >= this.#keepAliveMs) {
+      this.#queue({ type: "keep-alive" });
+      this.#scheduleFlush();
+    }
+    return true;
   }
 
   // --- helpers ---

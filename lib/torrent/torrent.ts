@@ -70,6 +70,10 @@ export interface TorrentOptions {
   maxBufferedBytes?: number;
   /** No block for this long while requests are outstanding marks a peer snubbed; 30 s default. */
   snubTimeoutMs?: number;
+  /** Nothing received from a peer for this long closes its connection; 240 s default. */
+  idleTimeoutMs?: number;
+  /** Nothing sent to a peer for this long sends it a keep-alive; 90 s default. */
+  keepAliveMs?: number;
   /** Hash failures a peer may share in before it is banned; defaults to 3. */
   maxStrikes?: number;
   /** Time allowed to connect and handshake, in ms; defaults to 10 s. */
@@ -177,6 +181,8 @@ export class Torrent implements AsyncDisposable {
   readonly #tickMs: number;
   readonly #handshakeTimeoutMs: number | undefined;
   readonly #snubTimeoutMs: number | undefined;
+  readonly #idleTimeoutMs: number | undefined;
+  readonly #keepAliveMs: number | undefined;
   readonly #maxStrikes: number;
   readonly #onEvent: ((event: TorrentEvent) => void) | undefined;
   readonly #pex: PeerExchange | undefined;
@@ -235,6 +241,8 @@ export class Torrent implements AsyncDisposable {
     this.#tickMs = options.tickMs ?? 1000;
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs;
     this.#snubTimeoutMs = options.snubTimeoutMs;
+    this.#idleTimeoutMs = options.idleTimeoutMs;
+    this.#keepAliveMs = options.keepAliveMs;
     this.#maxStrikes = options.maxStrikes ?? 3;
     this.#onEvent = options.onEvent;
     const pex = options.pex === false
@@ -544,6 +552,8 @@ export class Torrent implements AsyncDisposable {
     const session = new PeerSession(connection, this.#host, {
       reserved: DEFAULT_RESERVED,
       ...(this.#snubTimeoutMs === undefined ? {} : { snubTimeoutMs: this.#snubTimeoutMs }),
+      ...(this.#idleTimeoutMs === undefined ? {} : { idleTimeoutMs: this.#idleTimeoutMs }),
+      ...(this.#keepAliveMs === undefined ? {} : { keepAliveMs: this.#keepAliveMs }),
     });
     this.#sessions.add(session);
     this.#sessionsByPeerId.set(peerIdHex, session);

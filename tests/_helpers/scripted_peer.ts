@@ -158,6 +158,10 @@ export class ScriptedSeeder implements AsyncDisposable {
   readonly cancels: string[] = [];
   /** Connections accepted. */
   connections = 0;
+  /** Keep-alives received, over all connections. */
+  keepAlives = 0;
+  /** Connections the other side closed. */
+  closedByPeer = 0;
 
   constructor(options: ScriptedSeederOptions) {
     this.#options = options;
@@ -236,7 +240,11 @@ export class ScriptedSeeder implements AsyncDisposable {
     );
     for (;;) {
       const message = await peer.next();
-      if (message === undefined) break;
+      if (message === undefined) {
+        this.closedByPeer++;
+        break;
+      }
+      if (message.type === "keep-alive") this.keepAlives++;
       if (message.type === "cancel") this.cancels.push(`${message.index}:${message.begin}`);
       if (message.type !== "request") continue;
       this.requests.push(`${message.index}:${message.begin}`);
