@@ -189,9 +189,8 @@ async function makeParents(root: string, path: string): Promise<void> {
  * {@linkcode FileMap}. A busy file gets up to 2 handles, so operations issued together run
  * in any order: await a write before reading its range back. Written data is synced in the
  * background every 64 MiB (unless `backgroundSync` is off), so {@linkcode FsStorage.flush}
- * has little left to wait for. At
- * most `maxOpenFiles` files stay open (least recently used are closed). Symlinks inside the
- * output directory are refused.
+ * has little left to wait for. At most `maxOpenFiles` files stay open (least recently used
+ * are closed). Symlinks inside the output directory are refused.
  *
  * @example Usage
  * ```ts

@@ -44,10 +44,8 @@ export interface PieceBufferOptions<K> {
 interface BufferedPiece<K> {
   index: number;
   length: number;
-  /** Exactly `length` bytes long: `full` itself, or a view of it for the short last piece. */
+  /** Exactly `length` bytes long (for the short last piece, a view of a full-size buffer). */
   bytes: Uint8Array;
-  /** The whole piece-length buffer behind `bytes`. */
-  full: Uint8Array;
   /** One byte per block: 1 once received. */
   received: Uint8Array;
   receivedCount: number;
@@ -171,12 +169,12 @@ export class PieceBuffer<K> {
       piece.contributors = [];
       piece.verifying = false;
     } else {
-      const full = this.#spare.pop()?.full ?? new Uint8Array(pieceLength);
+      // Spare records are full-length, so their bytes are a whole piece buffer.
+      const full = this.#spare.pop()?.bytes ?? new Uint8Array(pieceLength);
       piece = {
         index,
         length,
         bytes: length === pieceLength ? full : full.subarray(0, length),
-        full,
         received: new Uint8Array(Math.ceil(length / BLOCK_SIZE)),
         receivedCount: 0,
         contributors: [],
