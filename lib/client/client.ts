@@ -12,7 +12,7 @@ import { Bitfield } from "../piece/mod.ts";
 import { FsStorage, safePathComponents, type Storage } from "../storage/mod.ts";
 import {
   checkExisting,
-  currentBootId,
+  mustSyncBeforeResumeSave,
   PeerListener,
   type RecheckProgress,
   resumePathFor,
@@ -438,8 +438,7 @@ export class Client implements AsyncDisposable {
     );
     if (seedOnly) await checkFiles(metainfo, path);
     else if (!metainfo.multiFile) await Deno.mkdir(nodePath.dirname(path), { recursive: true });
-    // Unsynced resume saves are only safe where a restart of the machine can be detected.
-    const synced = this.#options.fsync === true || currentBootId() === undefined;
+    const synced = mustSyncBeforeResumeSave(this.#options.fsync);
     let storage: FsStorage;
     try {
       storage = await FsStorage.open({

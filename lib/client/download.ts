@@ -8,7 +8,7 @@ import { Bitfield } from "../piece/mod.ts";
 import {
   checkExisting,
   createResumeData,
-  currentBootId,
+  mustSyncBeforeResumeSave,
   type RecheckProgress,
   resumePathFor,
   saveResumeData,
@@ -143,8 +143,7 @@ export async function downloadTorrent(
   const out = options.out ?? safePathComponents([metainfo.name])[0]!;
   options.signal?.throwIfAborted();
 
-  // Unsynced saves are only safe where a restart of the machine can be detected.
-  const fsync = options.fsync === true || currentBootId() === undefined;
+  const fsync = mustSyncBeforeResumeSave(options.fsync);
   const storage = await openStorage(metainfo, out, fsync);
   try {
     return await run(metainfo, storage, out, started, fsync, options);

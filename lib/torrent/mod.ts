@@ -78,6 +78,7 @@ export {
   type CreateResumeDataOptions,
   currentBootId,
   loadResumeData,
+  mustSyncBeforeResumeSave,
   type RecheckProgress,
   RESUME_VERSION,
   type ResumeData,

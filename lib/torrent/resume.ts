@@ -157,6 +157,27 @@ export async function createResumeData(options: CreateResumeDataOptions): Promis
   };
 }
 
+/**
+ * Tells whether data must be synced before each resume save: when the caller asks for it, or
+ * where the boot cannot be identified ({@linkcode currentBootId}), since only a known boot
+ * makes an unsynced save safe to trust.
+ *
+ * @example Usage
+ * ```ts
+ * import { currentBootId, mustSyncBeforeResumeSave } from "./resume.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(mustSyncBeforeResumeSave(true), true);
+ * assert.equal(mustSyncBeforeResumeSave(false), currentBootId() === undefined);
+ * ```
+ *
+ * @param requested The caller's `fsync` choice.
+ * @returns `true` to flush before saving (and save with `synced: true`).
+ */
+export function mustSyncBeforeResumeSave(requested: boolean | undefined): boolean {
+  return requested === true || currentBootId() === undefined;
+}
+
 let bootIdCache: string | null | undefined;
 
 /**
