@@ -30,19 +30,76 @@ export interface FsStorageOptions {
    * still arriving, and the kernel writes the page cache back by itself.
    */
   backgroundSync?: boolean;
+  /**
+   * Write into the page cache on the calling thread, in 32 KiB system calls, while the file's
+   * first handle is idle and such writes stay fast. Defaults to `true`. A write slower than
+   * {@linkcode FsStorageOptions.slowWriteMs} three times in a row (dirty-page throttling, a slow
+   * disk) sends the writes to the runtime's blocking threads for the next 2 s, so a slow disk
+   * never holds up the caller for long. Off: every write is queued on a blocking thread.
+   */
+  inlineWrites?: boolean;
+  /**
+   * An inline write taking longer than this many ms, plus 1 ms per 100 KB written, counts as
+   * slow (see {@linkcode FsStorageOptions.inlineWrites}). Defaults to 2.
+   */
+  slowWriteMs?: number;
+}
+
+/** How {@linkcode FsStorage} carried out its writes, for diagnostics. */
+export interface FsStorageWriteStats {
+  /** Writes made on the calling thread. */
+  inline: number;
+  /** Writes queued on a blocking thread. */
+  queued: number;
+  /** Times inline writing was paused for 2 s, after 3 slow inline writes in a row. */
+  pauses: number;
 }
 
 /**
- * Most handles kept open on one file. Each async write is a hop between the event loop and a
- * blocking thread: with one chain per file, the writes waited on the busy event loop (network,
- * hashing) between hops, a queue 100+ pieces deep at ~450 MiB/s. A second chain, with its own
+ * Most handles kept open on one file, for reads and queued writes (see `inlineWrites`). Each
+ * async operation is a hop between the event loop and a blocking thread: with one chain per
+ * file, queued writes waited on the busy event loop between hops. A second chain, with its own
  * file position, keeps the kernel busy meanwhile. More do not write in parallel: buffered
- * writes to one file hold its inode lock, and the waiting threads spin on it. Measured in
- * `deno task bench` (1 GiB, 1 seeder, 4 runs each, interleaved): 2 chains took 2.99 s and
- * 2.89 CPU s where 4 took 3.33 s and 3.27 CPU s, with 10-14% of samples in `rwsem_spin_on_owner`;
- * 1 chain was slower (queueing again).
+ * writes to one file hold its inode lock, and the waiting threads spin on it (10-14% of
+ * samples in `rwsem_spin_on_owner` with 4 chains in `deno task bench`).
  */
 const MAX_LANES = 2;
+
+/**
+ * Size of each `write` system call of an inline write. The kernel sizes a new page-cache folio
+ * from the length of the write: a 256 KiB write takes an order-6 block from the buddy
+ * allocator's free lists, where this VM's free-page reporting leaves memory the host has taken
+ * back, so the copy into it faults on the host page by page. Blocks up to 32 KiB (order 3)
+ * come from the per-CPU lists of recently freed pages. Measured here writing 1 GiB in random
+ * piece order (s of CPU, a quiet machine / the state in which the bench ran): 256 KiB writes
+ * 0.6 / 1.6-2.0, 64 KiB 0.3 / 0.9, 32 KiB 0.35, 16 KiB 0.46 / 0.47, 4 KiB 1.0 / 1.4.
+ */
+const INLINE_WRITE_CHUNK = 32 * 1024;
+
+/**
+ * Slow inline writes in a row that pause inline writing: throttling slows every write, while
+ * one slow write is more likely this thread losing its CPU to another process for a while.
+ */
+const SLOW_WRITES_TO_PAUSE = 3;
+
+/** How long inline writes stay off after {@linkcode SLOW_WRITES_TO_PAUSE} slow ones. */
+const INLINE_WRITE_PAUSE_MS = 2_000;
+
+/** Bytes per ms added to `slowWriteMs` for a write of that many bytes: 100 MB/s. */
+const SLOW_WRITE_BYTES_PER_MS = 100_000;
+
+/**
+ * Tells whether an inline write of `bytes` that took `ms` was slow: slower than `baseMs` plus
+ * 1 ms per 100 KB, i.e. throttled or waiting on the disk rather than copying into the page cache.
+ *
+ * @param bytes Bytes written.
+ * @param ms Time the write took.
+ * @param baseMs Allowance for any write.
+ * @returns Whether inline writes should pause.
+ */
+export function isSlowInlineWrite(bytes: number, ms: number, baseMs: number): boolean {
+  return ms > baseMs + bytes / SLOW_WRITE_BYTES_PER_MS;
+}
 
 /** One handle on a file, with its own file position and chain of operations. */
 interface Lane {
@@ -184,10 +241,13 @@ async function makeParents(root: string, path: string): Promise<void> {
 /**
  * {@linkcode Storage} on the file system. Files are created on open (zero-length ones
  * too), extended sparsely to their exact length when shorter, and never truncated.
- * Writes and reads are positional (a seek then a read or write, queued per handle, through
- * async `Deno.FsFile` ops that run off the event loop), split across files with
- * {@linkcode FileMap}. A busy file gets up to 2 handles, so operations issued together run
- * in any order: await a write before reading its range back. Written data is synced in the
+ * Writes and reads are positional (a seek then a read or write), split across files with
+ * {@linkcode FileMap}. Reads, and writes while the file's first handle is busy or inline writes
+ * are off or paused, are queued per handle through async `Deno.FsFile` ops that run off the
+ * event loop; other writes go into the page cache on the calling thread in 32 KiB system calls
+ * (`inlineWrites`): no hop to a blocking thread, and no second thread spinning on the file's
+ * lock. A busy file gets up to 2 handles, so
+ * operations issued together run in any order: await a write before reading its range back. Written data is synced in the
  * background every 64 MiB (unless `backgroundSync` is off), so {@linkcode FsStorage.flush}
  * has little left to wait for. At most `maxOpenFiles` files stay open (least recently used
  * are closed). Symlinks inside the output directory are refused.
@@ -214,6 +274,13 @@ export class FsStorage implements Storage {
   readonly #paths: string[];
   readonly #maxOpen: number;
   readonly #backgroundSyncBytes: number;
+  readonly #inlineWrites: boolean;
+  readonly #slowWriteMs: number;
+  /** Inline writes are off until this time (ms, `performance.now()`), after a slow one. */
+  #inlinePausedUntil = 0;
+  /** Slow inline writes in a row. */
+  #slowStreak = 0;
+  readonly #writeStats: FsStorageWriteStats = { inline: 0, queued: 0, pauses: 0 };
   /** Open descriptors, least recently used first. */
   readonly #open = new Map<number, OpenFile>();
   /** The file last moved to the most recently used end of `#open`. */
@@ -222,11 +289,18 @@ export class FsStorage implements Storage {
   readonly #dirty = new Set<number>();
   #closed = false;
 
-  private constructor(map: FileMap, paths: string[], maxOpen: number, backgroundSync: boolean) {
+  private constructor(
+    map: FileMap,
+    paths: string[],
+    maxOpen: number,
+    options: FsStorageOptions,
+  ) {
     this.#map = map;
     this.#paths = paths;
     this.#maxOpen = maxOpen;
-    this.#backgroundSyncBytes = backgroundSync ? BACKGROUND_SYNC_BYTES : Infinity;
+    this.#backgroundSyncBytes = options.backgroundSync ?? true ? BACKGROUND_SYNC_BYTES : Infinity;
+    this.#inlineWrites = options.inlineWrites ?? true;
+    this.#slowWriteMs = options.slowWriteMs ?? 2;
   }
 
   /**
@@ -257,7 +331,11 @@ export class FsStorage implements Storage {
       paths = options.files.map((file) => resolveInside(root, safePathComponents(file.path)));
       await fs.promises.mkdir(root, { recursive: true });
     }
-    const storage = new FsStorage(map, paths, maxOpen, options.backgroundSync ?? true);
+    const slowWriteMs = options.slowWriteMs ?? 2;
+    if (typeof slowWriteMs !== "number" || Number.isNaN(slowWriteMs)) {
+      throw new TypeError(`Cannot open storage: invalid slowWriteMs "${slowWriteMs}"`);
+    }
+    const storage = new FsStorage(map, paths, maxOpen, options);
     try {
       const seen = new Set<string>();
       for (let i = 0; i < paths.length; i++) {
@@ -296,6 +374,11 @@ export class FsStorage implements Storage {
   /** Number of descriptors currently open. */
   get openFileCount(): number {
     return this.#open.size;
+  }
+
+  /** How many writes were made inline and how many queued; see `inlineWrites`. */
+  get writeStats(): FsStorageWriteStats {
+    return { ...this.#writeStats };
   }
 
   /**
@@ -421,11 +504,16 @@ export class FsStorage implements Storage {
   async #writeExtent(extent: FileExtent, data: Uint8Array): Promise<void> {
     const file = await this.#acquire(extent.fileIndex);
     try {
-      await this.#positional(file, async (handle) => {
-        handle.seekSync(extent.fileOffset, Deno.SeekMode.Start);
-        let done = 0;
-        while (done < data.length) done += await handle.write(data.subarray(done));
-      });
+      if (this.#writeInline(file, extent.fileOffset, data)) {
+        this.#writeStats.inline++;
+      } else {
+        this.#writeStats.queued++;
+        await this.#positional(file, async (handle) => {
+          handle.seekSync(extent.fileOffset, Deno.SeekMode.Start);
+          let done = 0;
+          while (done < data.length) done += await handle.write(data.subarray(done));
+        });
+      }
       this.#dirty.add(extent.fileIndex);
       file.unsynced += data.length;
       if (file.unsynced >= this.#backgroundSyncBytes && !file.syncing) {
@@ -434,6 +522,35 @@ export class FsStorage implements Storage {
     } finally {
       this.#release(file);
     }
+  }
+
+  /**
+   * Writes on the calling thread, if inline writes are on and not paused, and nothing is queued
+   * on the file's first handle (whose position this moves). No hop to a blocking thread and
+   * back, and the kernel copies the data from the cache it was just hashed in.
+   *
+   * @returns Whether the data was written; `false` leaves it to the queued path.
+   */
+  #writeInline(file: OpenFile, offset: number, data: Uint8Array): boolean {
+    const lane = file.lanes[0];
+    if (!this.#inlineWrites || lane === undefined || lane.queued > 0) return false;
+    const started = performance.now();
+    if (started < this.#inlinePausedUntil) return false;
+    const handle = lane.handle;
+    handle.seekSync(offset, Deno.SeekMode.Start);
+    let done = 0;
+    while (done < data.length) {
+      const end = Math.min(data.length, done + INLINE_WRITE_CHUNK);
+      done += handle.writeSync(data.subarray(done, end));
+    }
+    if (!isSlowInlineWrite(data.length, performance.now() - started, this.#slowWriteMs)) {
+      this.#slowStreak = 0;
+    } else if (++this.#slowStreak >= SLOW_WRITES_TO_PAUSE) {
+      this.#slowStreak = 0;
+      this.#writeStats.pauses++;
+      this.#inlinePausedUntil = performance.now() + INLINE_WRITE_PAUSE_MS;
+    }
+    return true;
   }
 
   /** Starts writing a file's dirty pages back to disk while the download goes on. */

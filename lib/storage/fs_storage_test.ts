@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FsStorage } from "./fs_storage.ts";
+import { FsStorage, isSlowInlineWrite } from "./fs_storage.ts";
 
 // Torrent layout, 16 bytes in all:
 //   a.bin          [0, 5)
@@ -180,5 +180,96 @@ Deno.test("FsStorage bounds open descriptors with an LRU", async () => {
     assert.deepEqual(await storage.read(0, 600), all);
     await storage.close();
     assert.deepEqual(await Deno.readFile(`${dir}/f199`), all.subarray(597, 600));
+  });
+});
+
+/** Bytes that differ at every offset of a run of `length` (so a misplaced chunk shows). */
+function pattern(length: number, seed: number): Uint8Array {
+  return Uint8Array.from({ length }, (_, i) => (i * 7 + seed + (i >> 8)) & 0xff);
+}
+
+Deno.test("isSlowInlineWrite() allows the base time plus 1 ms per 100 KB", () => {
+  assert.equal(isSlowInlineWrite(0, 2, 2), false);
+  assert.equal(isSlowInlineWrite(0, 2.01, 2), true);
+  assert.equal(isSlowInlineWrite(1_000_000, 11.9, 2), false);
+  assert.equal(isSlowInlineWrite(1_000_000, 12.1, 2), true);
+  assert.equal(isSlowInlineWrite(262_144, 0, -Infinity), true);
+});
+
+Deno.test("FsStorage writes inline and queued alike, in chunks across file boundaries", async () => {
+  // Three files with odd sizes, so pieces straddle them at offsets no chunk boundary matches.
+  const layout = [
+    { path: ["x.bin"], length: 100_003 },
+    { path: ["y.bin"], length: 1 },
+    { path: ["z.bin"], length: 170_000 },
+  ];
+  const total = 270_004;
+  const pieceLength = 65_536 + 17;
+  const source = pattern(total, 3);
+  const contents: Uint8Array[][] = [];
+  for (const inlineWrites of [true, false]) {
+    await withTempDir(async (dir) => {
+      const storage = await FsStorage.open({ root: dir, files: layout, inlineWrites });
+      // Last piece first, then the others out of order, as a swarm delivers them.
+      const starts = [];
+      for (let at = 0; at < total; at += pieceLength) starts.push(at);
+      starts.reverse();
+      for (const at of starts) {
+        await storage.write(at, source.subarray(at, Math.min(total, at + pieceLength)));
+      }
+      const stats = storage.writeStats;
+      assert.deepEqual(await storage.read(0, total), source);
+      await storage.close();
+      // Each piece is one write per file it touches.
+      const writes = stats.inline + stats.queued;
+      assert.equal(writes >= starts.length, true);
+      assert.equal(inlineWrites ? stats.queued : stats.inline, 0);
+      contents.push(await Promise.all(layout.map((f) => Deno.readFile(`${dir}/${f.path[0]}`))));
+    });
+  }
+  assert.deepEqual(contents[0], contents[1]);
+  assert.deepEqual(contents[0]![0], source.subarray(0, 100_003));
+});
+
+Deno.test("FsStorage queues a write while a read holds the file's handle", async () => {
+  await withTempDir(async (dir) => {
+    const storage = await FsStorage.open({
+      root: `${dir}/one.bin`,
+      files: [{ path: ["one.bin"], length: 1 << 20 }],
+      singleFile: true,
+    });
+    await storage.write(0, pattern(1 << 19, 1));
+    assert.deepEqual(storage.writeStats, { inline: 1, queued: 0, pauses: 0 });
+    // The read is queued on the first handle, so the write must not move its position.
+    const reading = storage.read(0, 1 << 19);
+    const writing = storage.write(1 << 19, pattern(1 << 19, 2));
+    assert.deepEqual(await reading, pattern(1 << 19, 1));
+    await writing;
+    assert.deepEqual(storage.writeStats, { inline: 1, queued: 1, pauses: 0 });
+    assert.deepEqual(await storage.read(1 << 19, 1 << 19), pattern(1 << 19, 2));
+    await storage.close();
+  });
+});
+
+Deno.test("FsStorage pauses inline writes after three slow ones in a row", async () => {
+  await withTempDir(async (dir) => {
+    const storage = await FsStorage.open({
+      root: `${dir}/one.bin`,
+      files: [{ path: ["one.bin"], length: 8 * 1024 }],
+      singleFile: true,
+      // Every inline write counts as slow.
+      slowWriteMs: -Infinity,
+    });
+    for (let i = 0; i < 8; i++) await storage.write(i * 1024, pattern(1024, i));
+    // Three inline writes, then the pause (2 s) sends the other five to a blocking thread.
+    assert.deepEqual(storage.writeStats, { inline: 3, queued: 5, pauses: 1 });
+    const expected = new Uint8Array(8 * 1024);
+    for (let i = 0; i < 8; i++) expected.set(pattern(1024, i), i * 1024);
+    assert.deepEqual(await storage.read(0, 8 * 1024), expected);
+    await storage.close();
+    await assert.rejects(
+      () => FsStorage.open({ root: `${dir}/two.bin`, files: [], slowWriteMs: NaN }),
+      TypeError,
+    );
   });
 });

@@ -23,4 +23,4 @@ export { type FileEntry, type FileExtent, FileMap } from "./file_map.ts";
 export { resolveInside, safePathComponents } from "./path.ts";
 export type { Storage } from "./storage.ts";
 export { MemoryStorage } from "./memory_storage.ts";
-export { FsStorage, type FsStorageOptions } from "./fs_storage.ts";
+export { FsStorage, type FsStorageOptions, type FsStorageWriteStats } from "./fs_storage.ts";
