@@ -85,6 +85,9 @@ const SLOW_WRITES_TO_PAUSE = 3;
 /** How long inline writes stay off after {@linkcode SLOW_WRITES_TO_PAUSE} slow ones. */
 const INLINE_WRITE_PAUSE_MS = 2_000;
 
+/** Default {@linkcode FsStorageOptions.slowWriteMs}. */
+const DEFAULT_SLOW_WRITE_MS = 2;
+
 /** Bytes per ms added to `slowWriteMs` for a write of that many bytes: 100 MB/s. */
 const SLOW_WRITE_BYTES_PER_MS = 100_000;
 
@@ -246,10 +249,9 @@ async function makeParents(root: string, path: string): Promise<void> {
  * are off or paused, are queued per handle through async `Deno.FsFile` ops that run off the
  * event loop; other writes go into the page cache on the calling thread in 32 KiB system calls
  * (`inlineWrites`): no hop to a blocking thread, and no second thread spinning on the file's
- * lock. A busy file gets up to 2 handles, so
- * operations issued together run in any order: await a write before reading its range back. Written data is synced in the
- * background every 64 MiB (unless `backgroundSync` is off), so {@linkcode FsStorage.flush}
- * has little left to wait for. At most `maxOpenFiles` files stay open (least recently used
+ * lock. A busy file gets up to 2 handles, so operations issued together run in any order: await
+ * a write before reading its range back. Written data is synced in the background every 64 MiB
+ * (unless `backgroundSync` is off), so {@linkcode FsStorage.flush} has little left to wait for. At most `maxOpenFiles` files stay open (least recently used
  * are closed). Symlinks inside the output directory are refused.
  *
  * @example Usage
@@ -276,7 +278,7 @@ export class FsStorage implements Storage {
   readonly #backgroundSyncBytes: number;
   readonly #inlineWrites: boolean;
   readonly #slowWriteMs: number;
-  /** Inline writes are off until this time (ms, `performance.now()`), after a slow one. */
+  /** Inline writes are off until this time (ms, `performance.now()`), after slow ones. */
   #inlinePausedUntil = 0;
   /** Slow inline writes in a row. */
   #slowStreak = 0;
@@ -300,7 +302,7 @@ export class FsStorage implements Storage {
     this.#maxOpen = maxOpen;
     this.#backgroundSyncBytes = options.backgroundSync ?? true ? BACKGROUND_SYNC_BYTES : Infinity;
     this.#inlineWrites = options.inlineWrites ?? true;
-    this.#slowWriteMs = options.slowWriteMs ?? 2;
+    this.#slowWriteMs = options.slowWriteMs ?? DEFAULT_SLOW_WRITE_MS;
   }
 
   /**
@@ -331,7 +333,7 @@ export class FsStorage implements Storage {
       paths = options.files.map((file) => resolveInside(root, safePathComponents(file.path)));
       await fs.promises.mkdir(root, { recursive: true });
     }
-    const slowWriteMs = options.slowWriteMs ?? 2;
+    const slowWriteMs = options.slowWriteMs ?? DEFAULT_SLOW_WRITE_MS;
     if (typeof slowWriteMs !== "number" || Number.isNaN(slowWriteMs)) {
       throw new TypeError(`Cannot open storage: invalid slowWriteMs "${slowWriteMs}"`);
     }
