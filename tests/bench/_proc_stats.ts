@@ -38,6 +38,38 @@ function cpuTicks(pid: number | "self"): { own: number; children: number } | und
   };
 }
 
+/**
+ * User + system CPU seconds used so far by a running process.
+ *
+ * @param pid The process.
+ * @returns The seconds, or `NaN` once the process has exited and been reaped.
+ */
+export function cpuSeconds(pid: number): number {
+  const ticks = cpuTicks(pid);
+  return ticks === undefined ? NaN : ticks.own / TICKS_PER_SECOND;
+}
+
+/**
+ * Parses a size such as `512MiB`, `4GiB`, `1.5g` or `1024` (bytes), in binary units.
+ *
+ * @param text The size.
+ * @returns Bytes.
+ * @throws {TypeError} If the text is not a size.
+ */
+export function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(|b|k|kib|m|mib|g|gib)$/i.exec(text.trim());
+  if (!match) throw new TypeError(`Cannot parse size "${text}": use e.g. 512MiB or 4GiB`);
+  const unit = match[2]!.toLowerCase();
+  const scale = unit.startsWith("g")
+    ? 1024 ** 3
+    : unit.startsWith("m")
+    ? 1024 ** 2
+    : unit.startsWith("k")
+    ? 1024
+    : 1;
+  return Math.round(Number(match[1]) * scale);
+}
+
 function parentPid(pid: number): number | undefined {
   try {
     const text = Deno.readTextFileSync(`/proc/${pid}/stat`);

@@ -26,7 +26,7 @@ import {
   tempDir,
 } from "../_helpers/interop/mod.ts";
 import type { LibtorrentSession } from "../_helpers/interop/mod.ts";
-import { childPids, type ChildUsage, watchChild } from "./_proc_stats.ts";
+import { childPids, type ChildUsage, parseSize, watchChild } from "./_proc_stats.ts";
 import { main as seedBench } from "./seed_bench.ts";
 
 const CLI = decodeURIComponent(new URL("../../cli.ts", import.meta.url).pathname);
@@ -53,20 +53,6 @@ interface BenchOptions {
 interface Measured extends ChildUsage {
   client: Client;
   verified: boolean;
-}
-
-function parseSize(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*(|b|k|kib|m|mib|g|gib)$/i.exec(text.trim());
-  if (!match) throw new TypeError(`Cannot parse size "${text}": use e.g. 512MiB or 4GiB`);
-  const unit = match[2]!.toLowerCase();
-  const scale = unit.startsWith("g")
-    ? 1024 ** 3
-    : unit.startsWith("m")
-    ? MIB
-    : unit.startsWith("k")
-    ? 1024
-    : 1;
-  return Math.round(Number(match[1]) * scale);
 }
 
 function parseOptions(args: string[]): BenchOptions {

@@ -25,37 +25,13 @@ import {
   startLibtorrent,
   tempDir,
 } from "../_helpers/interop/mod.ts";
-import { childPids } from "./_proc_stats.ts";
+import { childPids, cpuSeconds, parseSize } from "./_proc_stats.ts";
 
 const CLI = decodeURIComponent(new URL("../../cli.ts", import.meta.url).pathname);
 const MIB = 1024 * 1024;
 const TARGET_RATIO = 0.9;
-const TICKS_PER_SECOND = 100;
 const SEEDERS = ["ours", "libtorrent"] as const;
 type Seeder = typeof SEEDERS[number];
-
-/** User + system CPU seconds used so far by a running process, from `/proc/PID/stat`. */
-function cpuSeconds(pid: number): number {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch (error) {
-    // The process already exited and was reaped: its CPU time is no longer readable.
-    if (error instanceof Deno.errors.NotFound) return NaN;
-    throw error;
-  }
-  // Fields after the command name, which is in parentheses and may contain spaces.
-  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-}
-
-function parseSize(text: string): number {
-  const match = /^(\d+)\s*(|k|kib|m|mib|g|gib)$/i.exec(text.trim());
-  if (!match) throw new TypeError(`Cannot parse size "${text}": use e.g. 512MiB or 1GiB`);
-  const unit = match[2]!.toLowerCase();
-  const scale = unit.startsWith("g") ? 1024 ** 3 : unit.startsWith("m") ? MIB : unit ? 1024 : 1;
-  return Number(match[1]) * scale;
-}
 
 /** Our seeder as a subprocess; resolves with its port once it printed its ready line. */
 async function startOurSeeder(torrent: string, data: string, cpuProf: string | undefined) {
