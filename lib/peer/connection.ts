@@ -12,12 +12,21 @@ import { decodeHandshake, encodeHandshake, type Handshake, HANDSHAKE_LENGTH } fr
 import { PeerProtocolError } from "./errors.ts";
 import { decodeMessage, encodeMessage, encodeMessages, type PeerMessage } from "./message.ts";
 import { DEFAULT_MAX_MESSAGE_LENGTH } from "./message_streams.ts";
+import { nextReadBufferSize } from "./_read_buffer.ts";
 
 /**
- * Size of the socket read buffer: 16 blocks with their headers per read at full speed, and
- * few enough bytes that one buffer per connection stays cheap.
+ * Initial size of the socket read buffer: four blocks with their headers, few enough bytes
+ * that an idle or slow connection stays cheap.
  */
-const READ_BUFFER_SIZE = 256 * 1024;
+const READ_BUFFER_SIZE = 64 * 1024;
+
+/**
+ * Largest the read buffer of a `reuseReadBuffer` connection grows to (see
+ * {@linkcode nextReadBufferSize}). Fewer, larger reads from a fast peer: measured with one
+ * libtorrent seeder on loopback (1 GiB, 6 interleaved rounds), 1 MiB reads took 1.80 s
+ * against 1.93 s with 256 KiB, and the seeder spent less CPU refilling the socket.
+ */
+const MAX_READ_BUFFER_SIZE = 1024 * 1024;
 
 /** Default time allowed for connecting plus the handshake. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -38,7 +47,8 @@ export interface PeerHandshakeOptions {
    * Read the socket into one reused buffer: `piece` blocks from
    * {@linkcode PeerConnection.messages} are then views valid only until the next message is
    * read (other payloads are copies). Saves the allocation and the garbage of every read, at
-   * hundreds of MiB/s most of the memory footprint. Defaults to `false`.
+   * hundreds of MiB/s most of the memory footprint. The buffer starts at 64 KiB and doubles,
+   * up to 1 MiB, while reads fill it. Defaults to `false`.
    */
   reuseReadBuffer?: boolean;
 }
@@ -124,6 +134,8 @@ export class PeerConnection implements AsyncDisposable {
   #reuse: boolean;
   /** Received bytes not yet decoded are `#buffer[#start, #end)`. */
   #buffer = new Uint8Array(READ_BUFFER_SIZE);
+  /** Size for the next read buffer, from {@linkcode nextReadBufferSize}. */
+  #nextSize = READ_BUFFER_SIZE;
   #start = 0;
   #end = 0;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -315,6 +327,11 @@ export class PeerConnection implements AsyncDisposable {
   /** The 20-byte info hash of the torrent this connection is for. */
   get infoHash(): Uint8Array {
     return this.#infoHash;
+  }
+
+  /** Size of the socket read buffer now: 64 KiB, more for a fast `reuseReadBuffer` peer. */
+  get readBufferSize(): number {
+    return this.#buffer.length;
   }
 
   /** The remote peer's 20-byte peer id, from its handshake. */
@@ -576,15 +593,27 @@ export class PeerConnection implements AsyncDisposable {
       this.#buffer = buffer = larger;
       this.#start = 0;
       this.#end = pending;
+    } else if (this.#nextSize > buffer.length) {
+      // The last read filled the buffer: more was waiting. Messages handed out were read, and
+      // blocks were copied out by the piece handler, so only the partial frame moves.
+      const larger = new Uint8Array(this.#nextSize);
+      larger.set(buffer.subarray(this.#start, this.#end));
+      this.#buffer = buffer = larger;
+      this.#start = 0;
+      this.#end = pending;
     } else if (this.#start > 0 && buffer.length - this.#end < Math.max(needed - pending, 65536)) {
       // Every message handed out was read (see highWaterMark): the partial frame can move.
       buffer.copyWithin(0, this.#start, this.#end);
       this.#start = 0;
       this.#end = pending;
     }
+    const offered = buffer.length - this.#end;
     const count = await this.#conn.read(buffer.subarray(this.#end));
     if (count === null) return true;
     this.#end += count;
+    if (this.#reuse) {
+      this.#nextSize = nextReadBufferSize(buffer.length, offered, count, MAX_READ_BUFFER_SIZE);
+    }
     return false;
   }
 

@@ -420,3 +420,42 @@ Deno.test("PeerConnection.send() rejects once the peer has gone", async () => {
   });
   await client.closed;
 });
+
+Deno.test("PeerConnection grows a reused read buffer for a fast peer, and keeps every block intact", async () => {
+  for (const reuseReadBuffer of [true, false]) {
+    using listener = listen();
+    const serving = listener.accept().then((conn) =>
+      PeerConnection.accept(conn, { peerId: SERVER_ID, lookup: () => true })
+    );
+    await using client = await PeerConnection.connect(
+      { host: "127.0.0.1", port: listener.addr.port },
+      { infoHash: INFO_HASH, peerId: CLIENT_ID, reuseReadBuffer },
+    );
+    await using server = await serving;
+    const blockOf = (index: number, begin: number) =>
+      Uint8Array.from({ length: 16384 }, (_, i) => (index * 31 + begin / 16384 + i * 7) & 0xff);
+    const sent: PeerMessage[] = [];
+    for (let index = 0; index < 32; index++) {
+      for (let begin = 0; begin < 4 * 16384; begin += 16384) {
+        sent.push({ type: "piece", index, begin, block: blockOf(index, begin) });
+      }
+    }
+    sent.push({ type: "have", index: 99 });
+    let received = 0;
+    client.setPieceHandler((index, begin, block) => {
+      assert.deepEqual(block, blockOf(index, begin));
+      assert.equal(index * 4 + begin / 16384, received);
+      received++;
+    });
+    // 2 MiB in one write: it piles up in the socket before the client starts reading.
+    const sending = server.send(sent);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const reader = client.messages.getReader();
+    assert.deepEqual((await reader.read()).value, { type: "have", index: 99 });
+    reader.releaseLock();
+    await sending;
+    assert.equal(received, 128);
+    if (reuseReadBuffer) assert.equal(client.readBufferSize > 65536, true);
+    else assert.equal(client.readBufferSize, 65536);
+  }
+});

@@ -265,6 +265,8 @@ export class PeerListener implements AsyncDisposable {
           this.#handlers.has(infoHash.toHex()) &&
           (skey === undefined || infoHash.toHex() === skey.toHex()),
         signal: this.#abort.signal,
+        // Sessions handle each block synchronously (copied into its piece): no per-read garbage.
+        reuseReadBuffer: true,
         ...(this.#timeoutMs === undefined ? {} : { timeoutMs: this.#timeoutMs }),
       });
     } catch (error) {
