@@ -586,17 +586,12 @@ export class PeerConnection implements AsyncDisposable {
       const b = buffer, s = this.#start;
       needed = 4 + (((b[s]! << 24) | (b[s + 1]! << 16) | (b[s + 2]! << 8) | b[s + 3]!) >>> 0);
     }
-    if (needed > buffer.length) {
-      // A frame larger than the buffer (up to maxMessageLength): give it a buffer of its own.
-      const larger = new Uint8Array(needed);
-      larger.set(buffer.subarray(this.#start, this.#end));
-      this.#buffer = buffer = larger;
-      this.#start = 0;
-      this.#end = pending;
-    } else if (this.#nextSize > buffer.length) {
-      // The last read filled the buffer: more was waiting. Messages handed out were read, and
-      // blocks were copied out by the piece handler, so only the partial frame moves.
-      const larger = new Uint8Array(this.#nextSize);
+    const size = Math.max(needed, this.#nextSize);
+    if (size > buffer.length) {
+      // A frame larger than the buffer (up to maxMessageLength), or the last read filled the
+      // buffer (more was waiting). Messages handed out were read, and blocks were copied out
+      // by the piece handler, so only the partial frame moves.
+      const larger = new Uint8Array(size);
       larger.set(buffer.subarray(this.#start, this.#end));
       this.#buffer = buffer = larger;
       this.#start = 0;
