@@ -3,7 +3,7 @@
  * seeders of one file, then downloads of it by our CLI, aria2c and libtorrent, each as a whole
  * process into a fresh directory, verified byte for byte against the source.
  *
- *   deno task bench [--size 1GiB] [--runs 1] [--seeders 1,3] [--only ours,aria2,libtorrent]
+ *   deno task bench [--size 1GiB] [--runs 5] [--seeders 1,3] [--only ours,aria2,libtorrent]
  *                   [--piece-kib 256] [--settle 5] [--cpu-prof DIR] [--verbose]
  *
  * For each swarm (1 seeder, then 3) it prints wall time, MiB/s, peak RSS and CPU time per
@@ -27,6 +27,7 @@ import {
 } from "../_helpers/interop/mod.ts";
 import type { LibtorrentSession } from "../_helpers/interop/mod.ts";
 import { childPids, type ChildUsage, parseSize, watchChild } from "./_proc_stats.ts";
+import { compareRounds } from "./_rounds.ts";
 import { main as seedBench } from "./seed_bench.ts";
 
 const CLI = decodeURIComponent(new URL("../../cli.ts", import.meta.url).pathname);
@@ -52,6 +53,7 @@ interface BenchOptions {
 
 interface Measured extends ChildUsage {
   client: Client;
+  run: number;
   verified: boolean;
 }
 
@@ -60,7 +62,7 @@ function parseOptions(args: string[]): BenchOptions {
     args,
     options: {
       size: { type: "string", default: "1GiB" },
-      runs: { type: "string", default: "1" },
+      runs: { type: "string", default: "5" },
       seeders: { type: "string", default: "1,3" },
       only: { type: "string" },
       "piece-kib": { type: "string", default: "256" },
@@ -166,6 +168,7 @@ async function settleUsage(running: Promise<void>, usage: ChildUsage): Promise<C
 
 async function measure(
   client: Client,
+  run: number,
   torrentPath: string,
   source: string,
   out: string,
@@ -174,10 +177,10 @@ async function measure(
   await Deno.mkdir(out, { recursive: true });
   await settle(options.settleMs);
   try {
-    const run = client === "ours" ? runOurs : client === "aria2" ? runAria2 : runLibtorrent;
-    const usage = await run(torrentPath, out, options);
+    const download = client === "ours" ? runOurs : client === "aria2" ? runAria2 : runLibtorrent;
+    const usage = await download(torrentPath, out, options);
     const verified = await sameFile(source, `${out}/payload.bin`);
-    return { client, verified, ...usage };
+    return { client, run, verified, ...usage };
   } finally {
     await Deno.remove(out, { recursive: true });
   }
@@ -258,7 +261,7 @@ function formatTable(rows: Row[]): string {
   );
 }
 
-function verdict(rows: Row[]): string[] {
+function verdict(rows: Row[], results: Measured[]): string[] {
   const ours = rows.find((r) => r.client === "ours");
   if (!ours) return [];
   const lines: string[] = [];
@@ -274,6 +277,13 @@ function verdict(rows: Row[]): string[] {
       `throughput: ours ${ratio.toFixed(2)}x ${best.client} (best other) ` +
         `[target >= ${TARGET_THROUGHPUT.toFixed(1)}x: ${mark(ratio >= TARGET_THROUGHPUT)}]`,
     );
+    const rounds = compareRounds(results, "ours", best.client);
+    if (rounds && rounds.rounds > 1) {
+      lines.push(
+        `per round:  ours faster than ${best.client} in ${rounds.faster} of ${rounds.rounds} ` +
+          `(${rounds.minRatio.toFixed(2)}x to ${rounds.maxRatio.toFixed(2)}x)`,
+      );
+    }
   }
   lines.push(
     `peak RSS:   ours ${ours.rssMib.toFixed(0)} MiB ` +
@@ -336,6 +346,7 @@ async function main(args: string[]): Promise<number> {
         for (const client of rotate(options.only, run - 1)) {
           const result = await measure(
             client,
+            run,
             torrent.path,
             source,
             work.join(`${client}-${run}`),
@@ -356,7 +367,7 @@ async function main(args: string[]): Promise<number> {
       );
       console.log(formatTable(rows));
       console.log();
-      for (const line of verdict(rows)) console.log(line);
+      for (const line of verdict(rows, results)) console.log(line);
       if (!rows.every((r) => r.verified)) failed = true;
     }
   } finally {
