@@ -93,7 +93,6 @@ export interface DownloadResult {
 
 const RESUME_INTERVAL_MS = 30_000;
 const PROGRESS_INTERVAL_MS = 1_000;
-const STOP_TIMEOUT_MS = 2_000;
 
 /**
  * Downloads a whole torrent into files: peers from every tracker (BEP 12 tiers, HTTP and UDP)
@@ -202,8 +201,6 @@ async function run(
       },
       onPeers: (peers) => torrent.addPeers(peers),
       ...(options.onTrackerError ? { onError: options.onTrackerError } : {}),
-      // A dead tracker must not hold up the exit for long (libtorrent waits 1 s).
-      stopTimeoutMs: STOP_TIMEOUT_MS,
       ...(options.minAnnounceIntervalMs !== undefined
         ? { minAnnounceIntervalMs: options.minAnnounceIntervalMs }
         : {}),

@@ -68,7 +68,10 @@ export interface AnnouncerOptions {
   retryMaxMs?: number;
   /** Limit for one announce to one tracker, in ms (default 30000). */
   announceTimeoutMs?: number;
-  /** Limit for the whole of {@linkcode Announcer.stop}, in ms (default 5000). */
+  /**
+   * Limit for the whole of {@linkcode Announcer.stop}, in ms (default 2000): a dead tracker must
+   * not hold up a client's exit for long (libtorrent waits 1 s).
+   */
   stopTimeoutMs?: number;
   /** Passed through to the tracker client (UDP retry schedule, connection id cache, ...). */
   trackerOptions?: Omit<AnnounceOptions, "signal" | "timeoutMs">;
@@ -111,7 +114,7 @@ const DEFAULT_MIN_INTERVAL_MS = 30_000;
 const DEFAULT_RETRY_BASE_MS = 15_000;
 const DEFAULT_RETRY_MAX_MS = 30 * 60_000;
 const DEFAULT_ANNOUNCE_TIMEOUT_MS = 30_000;
-const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+const DEFAULT_STOP_TIMEOUT_MS = 2_000;
 /** Longest wait honoured (a day); also keeps timers below the 2^31 ms overflow. */
 const MAX_INTERVAL_MS = 24 * 3600_000;
 

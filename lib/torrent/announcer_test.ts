@@ -321,6 +321,17 @@ Deno.test("Announcer.stop() returns within its timeout under a hanging tracker",
     await waitFor(() => tracker.announces.length === 2, "stopped");
     assert.deepEqual(tracker.announces.map((a) => a.event), ["started", "stopped"]);
   });
+  await t.step("by default it gives up after 2 s", async () => {
+    await using tracker = await startHttpTracker();
+    const { announcer } = makeAnnouncer({ announceList: [[tracker.url]] });
+    announcer.start();
+    await waitFor(() => announcer.status()[0]!.state === "ok", "started");
+    tracker.setResponse({ hang: true });
+    const start = performance.now();
+    await announcer.stop();
+    const elapsed = performance.now() - start;
+    assert.ok(elapsed >= 1900 && elapsed < 3500, `stop() took ${elapsed} ms`);
+  });
 });
 
 Deno.test("Announcer works with a UDP tracker", async () => {
