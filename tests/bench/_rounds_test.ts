@@ -1,5 +1,40 @@
 import { deepEqual, equal } from "node:assert/strict";
-import { compareRounds } from "./_rounds.ts";
+import { compareRounds, roundOrder } from "./_rounds.ts";
+
+Deno.test("roundOrder: six rounds of three clients go through every order once", () => {
+  const clients = ["ours", "aria2", "libtorrent"];
+  const rounds = [1, 2, 3, 4, 5, 6].map((run) => roundOrder(clients, run));
+  deepEqual(new Set(rounds.map((order) => order.join(","))).size, 6);
+  // Inside rounds, each client follows each other client twice.
+  const follows = new Map<string, number>();
+  for (const order of rounds) {
+    for (let i = 1; i < order.length; i++) {
+      const pair = `${order[i - 1]}>${order[i]}`;
+      follows.set(pair, (follows.get(pair) ?? 0) + 1);
+    }
+  }
+  deepEqual(follows.size, 6);
+  deepEqual([...follows.values()], [2, 2, 2, 2, 2, 2]);
+  // And each starts two rounds.
+  deepEqual(rounds.map((order) => order[0]).sort(), [
+    "aria2",
+    "aria2",
+    "libtorrent",
+    "libtorrent",
+    "ours",
+    "ours",
+  ]);
+});
+
+Deno.test("roundOrder handles one or two clients", () => {
+  deepEqual(roundOrder(["ours"], 4), ["ours"]);
+  deepEqual([1, 2, 3, 4].map((run) => roundOrder(["ours", "lt"], run)), [
+    ["ours", "lt"],
+    ["lt", "ours"],
+    ["lt", "ours"],
+    ["ours", "lt"],
+  ]);
+});
 
 Deno.test("compareRounds pairs the two clients by round, ignoring rounds missing either", () => {
   const results = [

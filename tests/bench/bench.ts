@@ -27,7 +27,7 @@ import {
 } from "../_helpers/interop/mod.ts";
 import type { LibtorrentSession } from "../_helpers/interop/mod.ts";
 import { childPids, type ChildUsage, parseSize, watchChild } from "./_proc_stats.ts";
-import { compareRounds } from "./_rounds.ts";
+import { compareRounds, roundOrder } from "./_rounds.ts";
 import { main as seedBench } from "./seed_bench.ts";
 
 const CLI = decodeURIComponent(new URL("../../cli.ts", import.meta.url).pathname);
@@ -200,12 +200,6 @@ async function settle(waitMs: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, waitMs));
 }
 
-/** `items` starting at `by` (mod length), wrapping around. */
-function rotate<T>(items: readonly T[], by: number): T[] {
-  const start = by % items.length;
-  return [...items.slice(start), ...items.slice(0, start)];
-}
-
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;
@@ -347,9 +341,9 @@ async function main(args: string[]): Promise<number> {
       }
       const results: Measured[] = [];
       for (let run = 1; run <= options.runs; run++) {
-        // Each run starts with a different client, so no client always inherits the state the
-        // same other one leaves behind.
-        for (const client of rotate(options.only, run - 1)) {
+        // The order changes from run to run (see roundOrder), so no client always inherits the
+        // state the same other one leaves behind.
+        for (const client of roundOrder(options.only, run)) {
           const result = await measure(
             client,
             run,
