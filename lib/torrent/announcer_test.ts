@@ -291,20 +291,22 @@ Deno.test("Announcer sends completed after an announce that was in flight", asyn
 });
 
 Deno.test("Announcer.stop() returns within its timeout under a hanging tracker", async (t) => {
-  await t.step("stopped hangs", async () => {
+  /** Starts with a tracker that answers, then times `stop()` while it hangs. */
+  const stopWhileStoppedHangs = async (options: Partial<AnnouncerOptions>) => {
     await using tracker = await startHttpTracker();
-    const { announcer, errors } = makeAnnouncer({
-      announceList: [[tracker.url]],
-      stopTimeoutMs: 300,
-    });
+    const { announcer, errors } = makeAnnouncer({ announceList: [[tracker.url]], ...options });
     announcer.start();
     await waitFor(() => announcer.status()[0]!.state === "ok", "started");
     tracker.setResponse({ hang: true });
     const start = performance.now();
     await announcer.stop();
     const elapsed = performance.now() - start;
+    return { elapsed, events: tracker.announces.map((a) => a.event), errors };
+  };
+  await t.step("stopped hangs", async () => {
+    const { elapsed, events, errors } = await stopWhileStoppedHangs({ stopTimeoutMs: 300 });
     assert.ok(elapsed >= 250 && elapsed < 1500, `stop() took ${elapsed} ms`);
-    assert.deepEqual(tracker.announces.map((a) => a.event), ["started", "stopped"]);
+    assert.deepEqual(events, ["started", "stopped"]);
     assert.equal(errors.length, 1);
     assert.match(errors[0]![1].message, /stopped/);
   });
@@ -322,14 +324,7 @@ Deno.test("Announcer.stop() returns within its timeout under a hanging tracker",
     assert.deepEqual(tracker.announces.map((a) => a.event), ["started", "stopped"]);
   });
   await t.step("by default it gives up after 2 s", async () => {
-    await using tracker = await startHttpTracker();
-    const { announcer } = makeAnnouncer({ announceList: [[tracker.url]] });
-    announcer.start();
-    await waitFor(() => announcer.status()[0]!.state === "ok", "started");
-    tracker.setResponse({ hang: true });
-    const start = performance.now();
-    await announcer.stop();
-    const elapsed = performance.now() - start;
+    const { elapsed } = await stopWhileStoppedHangs({});
     assert.ok(elapsed >= 1900 && elapsed < 3500, `stop() took ${elapsed} ms`);
   });
 });
