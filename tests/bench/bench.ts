@@ -19,6 +19,7 @@ import {
   makePayload,
   missingTools,
   mktorrent,
+  recheckTimeoutMs,
   sameContents,
   startAria2,
   startLibtorrent,
@@ -335,9 +336,9 @@ async function main(args: string[]): Promise<number> {
           verbose: options.verbose,
         });
         seeders.push(seeder);
-        // It announces once the check is done: allow for hashing at ~0.5 s per GiB.
-        const checkMs = 10_000 + options.size / 1024 ** 3 * 5_000;
-        await seeder.waitForEvent("tracker_reply", { timeoutMs: checkMs });
+        // It announces once the check is done.
+        const timeoutMs = recheckTimeoutMs(options.size);
+        await seeder.waitForEvent("tracker_reply", { timeoutMs });
       }
       const results: Measured[] = [];
       for (let run = 1; run <= options.runs; run++) {

@@ -21,6 +21,7 @@ import { createTorrentFile } from "../../lib/client/create.ts";
 import {
   makePayload,
   missingTools,
+  recheckTimeoutMs,
   sameContents,
   startLibtorrent,
   tempDir,
@@ -144,7 +145,7 @@ export async function main(args: string[]): Promise<number> {
     // over the file (tests/bench/bench.ts does the same for its seeders).
     recheck: true,
   });
-  const checkDeadline = Date.now() + 10_000 + size / 1024 ** 3 * 5_000;
+  const checkDeadline = Date.now() + recheckTimeoutMs(size);
   while (!String((await theirs.status()).state).includes("seeding")) {
     if (Date.now() > checkDeadline) throw new Error("The libtorrent seeder is still checking");
     await new Promise((resolve) => setTimeout(resolve, 100));
