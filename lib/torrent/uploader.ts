@@ -176,6 +176,11 @@ export class Uploader {
     return this.#queue.length;
   }
 
+  /** Block payload bytes handed to `write` that the socket has not taken yet (at most ~2 MiB). */
+  get bytesInFlight(): number {
+    return this.#bytesInFlight;
+  }
+
   /**
    * Queues a validated request and starts serving.
    *
@@ -267,7 +272,11 @@ export class Uploader {
     }
   }
 
-  /** Writes every queued request inside `span` (in queue order) as one batch of `piece` messages. */
+  /**
+   * Writes the queued requests inside `span` (in queue order) as one batch of `piece` messages,
+   * at most a send buffer's worth: a peer asking for the same blocks again and again gets no
+   * larger batches than one that asks for each block once.
+   */
   #take(span: Span, data: Uint8Array): void {
     const batch: UploadRequest[] = [];
     const rest: UploadRequest[] = [];
@@ -277,7 +286,8 @@ export class Uploader {
     let payload = 0;
     for (const r of this.#queue) {
       const offset = r.index * pieceLength + r.begin;
-      if (offset >= start && offset + r.length <= end) {
+      const fits = batch.length === 0 || size + PIECE_HEADER + r.length <= this.#sendSize;
+      if (fits && offset >= start && offset + r.length <= end) {
         batch.push(r);
         size += PIECE_HEADER + r.length;
         payload += r.length;

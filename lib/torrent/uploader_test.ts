@@ -97,6 +97,16 @@ Deno.test("Uploader keeps served spans for blocks requested again", async () => 
   assert.deepEqual(reads, [[0, 0, 256 * KIB]]);
 });
 
+Deno.test("Uploader writes a block requested again and again in batches no larger than a span", async () => {
+  // A 64 KiB torrent: a span (and a send buffer) holds four blocks and their headers.
+  const { writes, uploader } = fixture(16 * KIB, 64 * KIB);
+  for (let i = 0; i < 10; i++) uploader.add({ index: 1, begin: 0, length: 16 * KIB });
+  await uploader.idle();
+  assert.deepEqual(writes.map((w) => w.length), [4, 4, 2]);
+  assert.ok(writes.flat().every((m) => m.type === "piece" && m.index === 1 && m.begin === 0));
+  assert.equal(uploader.uploaded, 10 * 16 * KIB);
+});
+
 Deno.test("Uploader.cancel() and clear() drop queued requests", async () => {
   const { writes, uploader } = fixture(16 * KIB, 64 * KIB);
   // Serving starts after a read settles: the requests are still queued.
