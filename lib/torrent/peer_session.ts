@@ -139,6 +139,10 @@ export interface PeerSessionStats {
   requestsInFlight: number;
   /** Pieces the peer has. */
   piecesHave: number;
+  /** The peer's requests waiting for us to serve them (at most 500). */
+  requestsQueued: number;
+  /** Bytes we wrote to the peer that its socket has not taken yet: messages and blocks. */
+  bytesQueued: number;
 }
 
 const BLOCKS_PER_PIECE_KEY = 131072; // 2 GiB / 16 KiB, the largest piece length accepted
@@ -228,6 +232,7 @@ export class PeerSession {
   #outboxLength = 0;
   #flushScheduled = false;
   #writesInFlight = 0;
+  #controlBytesInFlight = 0;
 
   #downloaded = 0;
   #lastTick = 0;
@@ -580,6 +585,8 @@ export class PeerSession {
       queueDepth: this.#queueDepth,
       requestsInFlight: this.#requests.size,
       piecesHave: this.#field.count,
+      requestsQueued: this.#uploader.queued,
+      bytesQueued: this.#outboxLength + this.#controlBytesInFlight + this.#uploader.bytesInFlight,
     };
   }
 
@@ -898,15 +905,21 @@ export class PeerSession {
     if (this.#writesInFlight >= MAX_WRITES_IN_FLIGHT) {
       this.close(
         new PeerProtocolError(
-          `Peer ${this.#where()} does not read: ${this.#writesInFlight} writes are waiting`,
+          `Peer ${this.#where()} does not read: ${this.#writesInFlight} writes ` +
+            `(${this.#controlBytesInFlight} bytes) are waiting`,
         ),
       );
       return;
     }
+    const frames = this.#takeOutbox();
     this.#writesInFlight++;
+    this.#controlBytesInFlight += frames.length;
     this.#framesOut++;
-    this.#conn.sendEncoded(this.#takeOutbox()).then(
-      () => this.#writesInFlight--,
+    this.#conn.sendEncoded(frames).then(
+      () => {
+        this.#writesInFlight--;
+        this.#controlBytesInFlight -= frames.length;
+      },
       (error) => this.close(error),
     );
   }
