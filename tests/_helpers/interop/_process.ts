@@ -20,6 +20,31 @@ export interface ManagedProcessOptions {
   stdin?: boolean;
   /** Label used in error messages; defaults to the command. */
   label?: string;
+  /** Start it in a session of its own (see {@linkcode inOwnSession}). */
+  ownSession?: boolean;
+}
+
+/**
+ * The command line that runs `command` in a new session (`setsid`, which keeps the pid: a
+ * child of ours is no process group leader, so setsid(1) does not fork). Linux's autogroup
+ * scheduler gives each session its own group and shares the CPU between groups, not threads:
+ * a benchmark uses it to give the client it measures the same share of the machine against
+ * the seeders, however many threads either runs.
+ *
+ * @example Usage
+ * ```ts
+ * import { inOwnSession } from "./_process.ts";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(inOwnSession("aria2c", ["-V"]), ["setsid", ["aria2c", "-V"]]);
+ * ```
+ *
+ * @param command The program.
+ * @param args Its arguments.
+ * @returns The program and arguments to spawn instead.
+ */
+export function inOwnSession(command: string, args: string[]): [string, string[]] {
+  return ["setsid", [command, ...args]];
 }
 
 /** How the process ended. */
@@ -102,15 +127,18 @@ export class ManagedProcess {
 
   constructor(command: string, options: ManagedProcessOptions) {
     this.label = options.label ?? command;
+    const [program, args] = options.ownSession
+      ? inOwnSession(command, options.args)
+      : [command, options.args];
     const spawnOptions: Deno.CommandOptions = {
-      args: options.args,
+      args,
       stdin: options.stdin ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
     };
     if (options.cwd !== undefined) spawnOptions.cwd = options.cwd;
     if (options.env !== undefined) spawnOptions.env = options.env;
-    const child = new Deno.Command(command, spawnOptions).spawn();
+    const child = new Deno.Command(program, spawnOptions).spawn();
     this.#child = child;
     this.pid = child.pid;
     if (options.stdin) this.#stdin = child.stdin.getWriter();

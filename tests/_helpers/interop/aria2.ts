@@ -34,6 +34,8 @@ export interface Aria2Options {
   timeoutMs?: number;
   /** Print its output on stderr (debugging). */
   verbose?: boolean;
+  /** Run in a session of its own (`inOwnSession` in `_process.ts`; benchmarks). */
+  ownSession?: boolean;
 }
 
 /** A running aria2c; `await using` stops it. */
@@ -126,6 +128,7 @@ export async function startAria2(options: Aria2Options): Promise<Aria2> {
   const child = new ManagedProcess("aria2c", {
     args,
     label: `aria2 ${options.mode}`,
+    ownSession: options.ownSession ?? false,
     onLine: (line, stream) => {
       if (options.verbose) console.error(`[aria2 ${options.mode} ${stream}] ${line}`);
       if (line.includes("BitTorrent: listening on TCP port")) listening = true;

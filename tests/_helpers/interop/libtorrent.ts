@@ -47,6 +47,8 @@ export interface LibtorrentOptions {
   onEvent?: (event: LibtorrentEvent) => void;
   /** Print every event line on stderr (debugging). */
   verbose?: boolean;
+  /** Run in a session of its own (`inOwnSession` in `_process.ts`; benchmarks). */
+  ownSession?: boolean;
 }
 
 /**
@@ -195,6 +197,7 @@ export async function startLibtorrent(options: LibtorrentOptions): Promise<Libto
   const child = new ManagedProcess(PYTHON, {
     args: [LT_SESSION_SCRIPT, "session", JSON.stringify(config)],
     stdin: true,
+    ownSession: options.ownSession ?? false,
     label: `libtorrent ${options.mode}`,
     onLine: (line, stream) => {
       if (stream !== "stdout" || !line.startsWith("{")) return; // Not an event (e.g. a python warning): kept in the tail.

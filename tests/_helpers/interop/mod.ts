@@ -24,4 +24,4 @@ export * from "./opentracker.ts";
 export * from "./libtorrent.ts";
 export * from "./aria2.ts";
 export * from "./transmission.ts";
-export { delay, type ProcessExit, withTimeout } from "./_process.ts";
+export { delay, inOwnSession, type ProcessExit, withTimeout } from "./_process.ts";
