@@ -4,18 +4,26 @@
  * process into a fresh directory, verified byte for byte against the source.
  *
  *   deno task bench [--size 1GiB] [--runs 5] [--seeders 1,3] [--only ours,aria2,libtorrent]
- *                   [--piece-kib 256] [--settle 5] [--cpu-prof DIR] [--verbose]
+ *                   [--piece-kib 256] [--settle 5] [--shared-session] [--cpu-prof DIR]
+ *                   [--verbose]
  *
  * For each swarm (1 seeder, then 3) it prints wall time, MiB/s, peak RSS and CPU time per
  * client (the median of `--runs`), and how ours compares with the better of aria2 and
  * libtorrent. Targets: throughput >= 1.0x the best, peak RSS <= 150 MiB, CPU per GiB <= 1.5x
  * libtorrent's. Needs opentracker, mktorrent, aria2c and python3-libtorrent (Debian).
  *
+ * The seeders stand in for other machines, but share this one's two cores. Each measured client
+ * runs in a session of its own (`setsid`), so Linux's autogroup scheduler splits the CPU between
+ * the swarm and the client as two groups, whatever number of threads each runs; in one session
+ * the split went thread by thread, and a client with more busy threads took more of the seeders'
+ * CPU. `--shared-session` measures that way instead.
+ *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import {
+  inOwnSession,
   makePayload,
   missingTools,
   mktorrent,
@@ -48,6 +56,8 @@ interface BenchOptions {
   only: Client[];
   pieceLength: number;
   settleMs: number;
+  /** Run the clients in the bench's session (with the seeders) instead of their own. */
+  sharedSession: boolean;
   cpuProf: string | undefined;
   verbose: boolean;
 }
@@ -68,6 +78,7 @@ function parseOptions(args: string[]): BenchOptions {
       only: { type: "string" },
       "piece-kib": { type: "string", default: "256" },
       settle: { type: "string", default: "5" },
+      "shared-session": { type: "boolean", default: false },
       "cpu-prof": { type: "string" },
       verbose: { type: "boolean", default: false },
     },
@@ -95,6 +106,7 @@ function parseOptions(args: string[]): BenchOptions {
     only: only as Client[],
     pieceLength: Number(values["piece-kib"]) * 1024,
     settleMs: settleSeconds * 1000,
+    sharedSession: values["shared-session"],
     cpuProf: values["cpu-prof"],
     verbose: values.verbose,
   };
@@ -115,8 +127,11 @@ async function runOurs(torrentPath: string, out: string, options: BenchOptions) 
   const args = ["run", "-A"];
   if (options.cpuProf !== undefined) args.push("--cpu-prof", `--cpu-prof-dir=${options.cpuProf}`);
   args.push(CLI, "download", "--quiet", "-o", `${out}/payload.bin`, "--port", "0", torrentPath);
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
+  const [program, programArgs] = options.sharedSession
+    ? [Deno.execPath(), args]
+    : inOwnSession(Deno.execPath(), args);
+  const child = new Deno.Command(program, {
+    args: programArgs,
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -140,6 +155,7 @@ async function runAria2(torrentPath: string, out: string, options: BenchOptions)
       torrentPath,
       dir: out,
       verbose: options.verbose,
+      ownSession: !options.sharedSession,
     });
     await aria2.finished;
   })();
@@ -155,6 +171,7 @@ async function runLibtorrent(torrentPath: string, out: string, options: BenchOpt
       savePath: out,
       progressMs: 0,
       verbose: options.verbose,
+      ownSession: !options.sharedSession,
     });
     await lt.finished;
     await lt.exited;
@@ -378,6 +395,7 @@ async function main(args: string[]): Promise<number> {
     // Seeding (tests/bench/seed_bench.ts): libtorrent downloading from us vs from libtorrent.
     console.log("\nSeeding:");
     const args = ["--size", String(options.size), "--runs", String(options.runs)];
+    if (options.sharedSession) args.push("--shared-session");
     await seedBench([...args, "--piece-kib", String(options.pieceLength / 1024)]);
   }
   console.log(

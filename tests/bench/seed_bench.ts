@@ -4,14 +4,15 @@
  *
  *   deno run -A tests/bench/seed_bench.ts [--size 1GiB] [--runs 3] [--piece-kib 256]
  *                                         [--only ours,libtorrent] [--cpu-prof DIR]
- *                                         [--plaintext]
+ *                                         [--plaintext] [--shared-session]
  *
  * Prints the median wall time, MiB/s and seeder CPU seconds of each, and the ratio ours /
  * libtorrent's (target >= 0.9). `--cpu-prof DIR` writes a V8 CPU profile of our seeder there.
  * libtorrent dials with an encrypted handshake first (MSE, its default `out_enc_policy`); we
  * do not speak it, so it retries in plaintext about 1 s later. `--plaintext` sets the
  * downloader to plaintext only, to measure the transfer without that fixed delay.
- * Needs python3-libtorrent (Debian).
+ * Each seeder runs in a session of its own, apart from the downloader (see `bench.ts`);
+ * `--shared-session` keeps them in this one. Needs python3-libtorrent (Debian).
  *
  * @module
  */
@@ -19,6 +20,7 @@
 import { parseArgs } from "node:util";
 import { createTorrentFile } from "../../lib/client/create.ts";
 import {
+  inOwnSession,
   makePayload,
   missingTools,
   recheckTimeoutMs,
@@ -35,10 +37,19 @@ const SEEDERS = ["ours", "libtorrent"] as const;
 type Seeder = typeof SEEDERS[number];
 
 /** Our seeder as a subprocess; resolves with its port once it printed its ready line. */
-async function startOurSeeder(torrent: string, data: string, cpuProf: string | undefined) {
+async function startOurSeeder(
+  torrent: string,
+  data: string,
+  options: { cpuProf: string | undefined; ownSession: boolean },
+) {
+  const { cpuProf, ownSession } = options;
   const prof = cpuProf === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProf}`];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...prof, CLI, "seed", "--no-trackers", "--port", "0", torrent, data],
+  const args = ["run", "-A", ...prof, CLI, "seed", "--no-trackers", "--port", "0", torrent, data];
+  const [program, programArgs] = ownSession
+    ? inOwnSession(Deno.execPath(), args)
+    : [Deno.execPath(), args];
+  const child = new Deno.Command(program, {
+    args: programArgs,
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -112,6 +123,7 @@ export async function main(args: string[]): Promise<number> {
       only: { type: "string", default: SEEDERS.join(",") },
       "cpu-prof": { type: "string" },
       plaintext: { type: "boolean", default: false },
+      "shared-session": { type: "boolean", default: false },
     },
   });
   const only = values.only.split(",").map((name) => {
@@ -134,7 +146,11 @@ export async function main(args: string[]): Promise<number> {
   });
   const source = dir.join("payload.bin");
 
-  const ours = await startOurSeeder(torrentPath, source, values["cpu-prof"]);
+  const ownSession = !values["shared-session"];
+  const ours = await startOurSeeder(torrentPath, source, {
+    cpuProf: values["cpu-prof"],
+    ownSession,
+  });
   const before = childPids();
   await using theirs = await startLibtorrent({
     mode: "seed",
@@ -144,6 +160,7 @@ export async function main(args: string[]): Promise<number> {
     // Hashing first also maps the data into its memory, so its first run is not its first pass
     // over the file (tests/bench/bench.ts does the same for its seeders).
     recheck: true,
+    ownSession,
   });
   const checkDeadline = Date.now() + recheckTimeoutMs(size);
   while (!String((await theirs.status()).state).includes("seeding")) {
