@@ -1,6 +1,6 @@
 /**
- * Rounds of the download benchmark: the order of the clients in each round, and a
- * round-by-round comparison of two clients. Each round runs every client once, minutes apart in
+ * Rounds of the benchmarks: the order of the clients in each round, the pause before each
+ * download, medians, and a round-by-round comparison of two clients. Each round runs every client once, minutes apart in
  * the same swarm, so a pair from one round shares its conditions (the seeders' warm-up, the
  * host's memory); the spread of the pairs shows whether a difference of medians is larger than
  * the noise.
@@ -100,4 +100,40 @@ export function compareRounds(
     minRatio: Math.min(...ratios),
     maxRatio: Math.max(...ratios),
   };
+}
+
+/**
+ * Lets the machine quiesce before a client starts, so that none pays for what the one before
+ * it (or the payload's creation) left behind: writes back dirty pages and pending discards
+ * (`sync`; the root here is ext4 mounted with `discard`), then waits. Measured here: without
+ * the wait, a download right after libtorrent's took 3.2-3.7 s instead of 1.7-2.4 s, with
+ * 1.5 s more system time spent copying into the page cache; with 8 s between clients, the
+ * difference was gone (the VM's host is still busy with the previous client's memory).
+ *
+ * @param waitMs Milliseconds to wait after `sync`.
+ * @throws {Error} If `sync` fails.
+ */
+export async function settle(waitMs: number): Promise<void> {
+  const { success } = await new Deno.Command("sync").output();
+  if (!success) throw new Error("sync failed");
+  await new Promise((resolve) => setTimeout(resolve, waitMs));
+}
+
+/**
+ * The median: the middle value, or the mean of the two middle values of an even count.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * equal(median([3, 1, 2]), 2);
+ * equal(median([4, 1, 3, 2]), 2.5);
+ * ```
+ *
+ * @param values At least one number.
+ * @returns The median.
+ */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }

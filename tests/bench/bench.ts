@@ -36,7 +36,7 @@ import {
 } from "../_helpers/interop/mod.ts";
 import type { LibtorrentSession } from "../_helpers/interop/mod.ts";
 import { childPids, type ChildUsage, parseSize, watchChild } from "./_proc_stats.ts";
-import { compareRounds, roundOrder } from "./_rounds.ts";
+import { compareRounds, median, roundOrder, settle } from "./_rounds.ts";
 import { main as seedBench } from "./seed_bench.ts";
 
 const CLI = decodeURIComponent(new URL("../../cli.ts", import.meta.url).pathname);
@@ -202,26 +202,6 @@ async function measure(
   } finally {
     await Deno.remove(out, { recursive: true });
   }
-}
-
-/**
- * Lets the machine quiesce before a client starts, so that none pays for what the one before
- * it (or the payload's creation) left behind: writes back dirty pages and pending discards
- * (`sync`; the root here is ext4 mounted with `discard`), then waits. Measured here: without
- * the wait, a download right after libtorrent's took 3.2-3.7 s instead of 1.7-2.4 s, with
- * 1.5 s more system time spent copying into the page cache; with 8 s between clients, the
- * difference was gone (the VM's host is still busy with the previous client's memory).
- */
-async function settle(waitMs: number): Promise<void> {
-  const { success } = await new Deno.Command("sync").output();
-  if (!success) throw new Error("sync failed");
-  await new Promise((resolve) => setTimeout(resolve, waitMs));
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 interface Row {
@@ -395,6 +375,7 @@ async function main(args: string[]): Promise<number> {
     // Seeding (tests/bench/seed_bench.ts): libtorrent downloading from us vs from libtorrent.
     console.log("\nSeeding:");
     const args = ["--size", String(options.size), "--runs", String(options.runs)];
+    args.push("--settle", String(options.settleMs / 1000));
     if (options.sharedSession) args.push("--shared-session");
     await seedBench([...args, "--piece-kib", String(options.pieceLength / 1024)]);
   }

@@ -4,7 +4,7 @@
  *
  *   deno run -A tests/bench/seed_bench.ts [--size 1GiB] [--runs 3] [--piece-kib 256]
  *                                         [--only ours,libtorrent] [--cpu-prof DIR]
- *                                         [--plaintext] [--shared-session]
+ *                                         [--plaintext] [--shared-session] [--settle 5]
  *
  * Prints the median wall time, MiB/s and seeder CPU seconds of each, and the ratio ours /
  * libtorrent's (target >= 0.9). `--cpu-prof DIR` writes a V8 CPU profile of our seeder there.
@@ -29,6 +29,7 @@ import {
   tempDir,
 } from "../_helpers/interop/mod.ts";
 import { childPids, cpuSeconds, parseSize } from "./_proc_stats.ts";
+import { median, roundOrder, settle } from "./_rounds.ts";
 
 const CLI = decodeURIComponent(new URL("../../cli.ts", import.meta.url).pathname);
 const MIB = 1024 * 1024;
@@ -102,11 +103,6 @@ async function download(
   return { seconds, cpu: pid === undefined ? NaN : cpuSeconds(pid) };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
 /**
  * Runs the seeding benchmark (also called by `bench.ts`, so `deno task bench` includes it).
  *
@@ -124,6 +120,7 @@ export async function main(args: string[]): Promise<number> {
       "cpu-prof": { type: "string" },
       plaintext: { type: "boolean", default: false },
       "shared-session": { type: "boolean", default: false },
+      settle: { type: "string", default: "5" },
     },
   });
   const only = values.only.split(",").map((name) => {
@@ -137,6 +134,10 @@ export async function main(args: string[]): Promise<number> {
   const size = parseSize(values.size);
   const runs = Number(values.runs);
   const pieceLength = Number(values["piece-kib"]) * 1024;
+  const settleMs = Number(values.settle) * 1000;
+  if (!Number.isFinite(settleMs) || settleMs < 0) {
+    throw new TypeError(`Invalid --settle "${values.settle}": seconds, 0 or more`);
+  }
 
   await using dir = await tempDir({ prefix: "seed_bench_" });
   await makePayload(dir.path, [{ path: "payload.bin", size }]);
@@ -174,7 +175,10 @@ export async function main(args: string[]): Promise<number> {
   const leecher: Record<Seeder, number[]> = { ours: [], libtorrent: [] };
   try {
     for (let run = 0; run < runs; run++) {
-      for (const who of only) {
+      // Alternating order, and a pause before each download (see bench.ts): the second
+      // download of a round otherwise paid for the memory the first had just given back.
+      for (const who of roundOrder(only, run + 1)) {
+        await settle(settleMs);
         const out = dir.join(`out-${who}-${run}`);
         const peer = who === "ours" ? `127.0.0.1:${ours.port}` : theirs.address;
         const pid = who === "ours" ? ours.pid : theirPid;
