@@ -13,6 +13,7 @@ import { type ServedTorrent, serveTorrent, type TorrentEvent } from "../lib/torr
 import { deterministicBytes, multiFileTorrent } from "./_helpers/fixtures.ts";
 import { type HttpTracker, startHttpTracker } from "./_helpers/http_tracker.ts";
 import { assertOneLineError, runCli } from "./_helpers/run_cli.ts";
+import { SlowSeeder } from "./_helpers/hostile_peer.ts";
 import { ScriptedSeeder } from "./_helpers/scripted_peer.ts";
 import { startUdpTracker } from "./_helpers/udp_tracker.ts";
 
@@ -402,6 +403,35 @@ function scriptedTorrent(metainfo: Metainfo) {
   const { infoHash, pieceLength, pieceCount, totalLength } = metainfo;
   return { infoHash, pieceLength, pieceCount, totalLength };
 }
+
+Deno.test("downloadTorrent's progress reports a download rate from the first report on", async () => {
+  // About 2.5 s at 300 KB/s: two or three reports while the download runs.
+  const fixture = await singleFile(48 * 16384, 65536);
+  try {
+    await using seeder = new SlowSeeder({
+      geometry: fixture.metainfo,
+      data: fixture.data,
+      bytesPerSecond: 300_000,
+    });
+    const reports: { downloaded: number; downloadRate: number; complete: boolean }[] = [];
+    const { result } = await downloadInProcess(fixture, {
+      peers: [seeder.address],
+      onProgress: ({ downloaded, downloadRate, complete }) =>
+        reports.push({ downloaded, downloadRate, complete }),
+    });
+    assert.equal(result.complete, true);
+    const running = reports.filter((r) => !r.complete);
+    assert.ok(running.length >= 1, `${running.length} reports while downloading`);
+    // Each report of a running download, the first included, comes after the sessions' rates
+    // were measured: bytes arrived, so the rate is not 0.
+    for (const report of running) {
+      assert.ok(report.downloaded > 0);
+      assert.ok(report.downloadRate > 0, `report ${JSON.stringify(report)}`);
+    }
+  } finally {
+    await Deno.remove(fixture.dir, { recursive: true });
+  }
+});
 
 Deno.test("downloadTorrent re-fetches pieces a corrupting peer sent and bans it", async () => {
   const fixture = await singleFile(40 * 16384, 16384);

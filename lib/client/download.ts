@@ -239,15 +239,7 @@ async function run(
     writeError = event.error;
     stopped.resolve();
   });
-  const progressTimer = setInterval(() => {
-    const now = progress();
-    // Out of peers: ask the trackers again (no sooner than their min interval allows),
-    // rather than idling until the regular interval, often 30 minutes away.
-    if (!now.complete && now.peersConnected === 0 && now.peersConnecting === 0) {
-      announcer?.requestMorePeers();
-    }
-    options.onProgress?.(now);
-  }, PROGRESS_INTERVAL_MS);
+  let progressTimer: ReturnType<typeof setInterval> | undefined;
   const resumeTimer = setInterval(() => {
     saveResume().catch((error) => options.onEvent?.({ type: "error", error }));
   }, options.resumeIntervalMs ?? RESUME_INTERVAL_MS);
@@ -256,6 +248,17 @@ async function run(
   let sourcing: Promise<void> | undefined;
   try {
     torrent.start();
+    // Created after the torrent's own 1 s tick, so each report fires just after the tick that
+    // measured the sessions' rates (the first report used to show a rate of 0).
+    progressTimer = setInterval(() => {
+      const now = progress();
+      // Out of peers: ask the trackers again (no sooner than their min interval allows),
+      // rather than idling until the regular interval, often 30 minutes away.
+      if (!now.complete && now.peersConnected === 0 && now.peersConnecting === 0) {
+        announcer?.requestMorePeers();
+      }
+      options.onProgress?.(now);
+    }, PROGRESS_INTERVAL_MS);
     if (options.peers) torrent.addPeers(options.peers);
     if (options.peerSource) {
       sourcing = pumpPeers(
