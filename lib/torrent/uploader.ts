@@ -162,7 +162,8 @@ export class Uploader {
     this.#options = options;
     this.#spanSize = Math.min(SPAN_SIZE, options.totalLength);
     this.#maxQueued = options.maxQueued ?? DEFAULT_MAX_QUEUED_UPLOADS;
-    // A whole span in 16 KiB blocks; larger batches (odd block sizes) get a buffer of their own.
+    // A whole span in 16 KiB blocks: the most one batch takes (see #take). Only a request
+    // longer than a span, which a caller should not queue, gets a buffer of its own.
     this.#sendSize = this.#spanSize + PIECE_HEADER * Math.ceil(this.#spanSize / 16384);
   }
 
@@ -176,7 +177,10 @@ export class Uploader {
     return this.#queue.length;
   }
 
-  /** Block payload bytes handed to `write` that the socket has not taken yet (at most ~2 MiB). */
+  /**
+   * Block payload bytes handed to `write` that the socket has not taken yet: at most 2 MiB plus
+   * the batch (up to a span) that went past it.
+   */
   get bytesInFlight(): number {
     return this.#bytesInFlight;
   }
