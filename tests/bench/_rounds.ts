@@ -1,9 +1,9 @@
 /**
  * Rounds of the benchmarks: the order of the clients in each round, the pause before each
- * download, medians, and a round-by-round comparison of two clients. Each round runs every client once, minutes apart in
- * the same swarm, so a pair from one round shares its conditions (the seeders' warm-up, the
- * host's memory); the spread of the pairs shows whether a difference of medians is larger than
- * the noise.
+ * download, medians, and a round-by-round comparison of two clients. Each round runs every
+ * client once, minutes apart in the same swarm, so a pair from one round shares its conditions
+ * (the seeders' warm-up, the host's memory); the spread of the pairs shows whether a difference
+ * of medians is larger than the noise.
  *
  * @module
  */
